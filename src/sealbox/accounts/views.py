@@ -1,0 +1,156 @@
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_POST
+
+from sealbox.accounts import forms, services
+from sealbox.http import client_ip
+from sealbox.ratelimit import services as ratelimit
+
+
+def _safe_next(request, fallback: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(
+        target, {request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback
+
+
+def _throttled_message(retry_after: int) -> str:
+    if retry_after < 60:
+        return ngettext(
+            "Too many attempts. Wait %(n)d second and try again.",
+            "Too many attempts. Wait %(n)d seconds and try again.",
+            retry_after,
+        ) % {"n": retry_after}
+    minutes = -(-retry_after // 60)
+    return ngettext(
+        "Too many attempts. Try again in %(n)d minute.",
+        "Too many attempts. Try again in %(n)d minutes.",
+        minutes,
+    ) % {"n": minutes}
+
+
+@sensitive_post_parameters("password")
+@csrf_protect
+@never_cache
+def login_view(request):
+    if request.user.is_authenticated:
+        return redirect(settings.LOGIN_REDIRECT_URL)
+    form = forms.LoginForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        result = services.check_password(
+            request, form.cleaned_data["email"], form.cleaned_data["password"]
+        )
+        if result.throttled:
+            form.add_error(None, _throttled_message(result.throttled.retry_after))
+        elif result.user is None:
+            # One message for every failure: it never says whether the account exists.
+            form.add_error(None, _("The email or password is not correct."))
+        else:
+            services.complete_login(request, result.user)
+            response = redirect(_safe_next(request, reverse_lazy("accounts:account")))
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME,
+                result.user.language,
+                samesite="Lax",
+                secure=settings.LANGUAGE_COOKIE_SECURE,
+                httponly=True,
+            )
+            return response
+    return render(request, "accounts/login.html", {"form": form, "next": _safe_next(request, "")})
+
+
+@require_POST
+def logout_view(request):
+    services.log_out(request)
+    messages.success(request, _("You are logged out."))
+    return redirect("accounts:login")
+
+
+@login_required
+def account_view(request):
+    user = request.user
+    form = forms.ProfileForm(request.POST or None, instance=user, prefix="profile")
+    if request.method == "POST" and form.is_valid():
+        changed = services.update_profile(user, request, **form.cleaned_data)
+        if changed:
+            messages.success(request, _("Your profile is saved."))
+        else:
+            messages.info(request, _("Nothing to save: no field was changed."))
+        response = redirect("accounts:account")
+        response.set_cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            user.language,
+            samesite="Lax",
+            secure=settings.LANGUAGE_COOKIE_SECURE,
+            httponly=True,
+        )
+        return response
+    if request.method == "POST":
+        # The form keeps what was typed; the instance is not half-updated.
+        user.refresh_from_db()
+    context = {"form": form, "licence": services.licence_summary(user.organisation)}
+    return render(request, "accounts/account.html", context)
+
+
+@sensitive_post_parameters("current_password", "new_password")
+@login_required
+def password_change_view(request):
+    form = forms.PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.change_password(request, request.user, form.cleaned_data["new_password"])
+        messages.success(request, _("Your password is changed."))
+        return redirect("accounts:account")
+    return render(request, "accounts/password_change.html", {"form": form})
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    template_name = "accounts/password_reset.html"
+    email_template_name = "accounts/email/password_reset.txt"
+    subject_template_name = "accounts/email/password_reset_subject.txt"
+    form_class = forms.SealboxPasswordResetForm
+    success_url = reverse_lazy("accounts:password_reset_done")
+
+    def form_valid(self, form):
+        email = form.cleaned_data["email"]
+        ip = client_ip(self.request) or "unknown"
+        if not (
+            ratelimit.check(services.RESET_REQUESTS_PER_EMAIL, email).allowed
+            and ratelimit.check(services.RESET_REQUESTS_PER_IP, ip).allowed
+        ):
+            # Same answer as a successful request: it reveals nothing about the account.
+            return redirect(self.success_url)
+        ratelimit.hit(services.RESET_REQUESTS_PER_EMAIL, email)
+        ratelimit.hit(services.RESET_REQUESTS_PER_IP, ip)
+        services.record_password_reset_requested(self.request, email)
+        return super().form_valid(form)
+
+
+class PasswordResetDoneView(auth_views.PasswordResetDoneView):
+    template_name = "accounts/password_reset_done.html"
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    form_class = forms.SealboxSetPasswordForm
+    success_url = reverse_lazy("accounts:password_reset_complete")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        services.record_password_reset(self.request, form.user)
+        return response
+
+
+class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+    template_name = "accounts/password_reset_complete.html"

@@ -1,0 +1,260 @@
+"""The `sealbox` command: serve, worker, createuser, audit, manage."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+
+
+class CommandError(Exception):
+    """Printed as one line; the command exits with status 1."""
+
+
+def setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sealbox.settings")
+    import django
+
+    from sealbox.config import ConfigError
+
+    try:
+        django.setup()
+    except ConfigError as error:
+        print(f"sealbox: configuration error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def migrate() -> None:
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+# --- serve --------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    setup_django()
+    from django.conf import settings
+
+    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    migrate()
+    worker = None
+    if not args.no_worker:
+        # One background worker (email, SMS, purge) so nothing else needs starting.
+        worker = subprocess.Popen([sys.executable, "-m", "sealbox.cli", "worker"])  # noqa: S603
+    address = f"http://{args.host}:{args.port}"
+    print(
+        f"Sealbox is serving on {address} (data in {settings.DATA_DIR}). Press Ctrl-C to stop.",
+        flush=True,
+    )
+    try:
+        run_gunicorn(args.host, args.port, args.workers)
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    return 0
+
+
+def run_gunicorn(host: str, port: int, workers: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from sealbox.wsgi import application
+
+    class SealboxServer(BaseApplication):
+        def load_config(self) -> None:
+            options = {
+                "bind": f"{host}:{port}",
+                "workers": workers,
+                # Threads let one worker stream a large upload while serving other pages.
+                "worker_class": "gthread",
+                "threads": 8,
+                "timeout": 120,
+                "graceful_timeout": 10,
+                "accesslog": "-",
+                "errorlog": "-",
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return application
+
+    try:
+        SealboxServer().run()
+    except SystemExit as stop:
+        if stop.code not in (0, None):
+            raise
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    setup_django()
+    from django.core.management import call_command
+
+    migrate()
+    call_command("db_worker")
+    return 0
+
+
+# --- createuser ------------------------------------------------------------------
+
+
+def read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CommandError("no password on standard input")
+        return password
+    if not sys.stdin.isatty():
+        raise CommandError("no terminal to ask for the password: use --password-stdin")
+    password = getpass.getpass("Password: ")
+    if password != getpass.getpass("Password (again): "):
+        raise CommandError("the two passwords differ")
+    return password
+
+
+def cmd_createuser(args: argparse.Namespace) -> int:
+    setup_django()
+    migrate()
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    from sealbox.accounts import services
+    from sealbox.accounts.models import Role, User, normalize_email
+
+    email = normalize_email(args.email)
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise CommandError(f"{args.email!r} is not a valid email address") from None
+    if User.objects.filter(email=email).exists():
+        raise CommandError(f"a user with the email {email} already exists")
+    password = read_password(args)
+    from django.db import transaction
+
+    try:
+        with transaction.atomic():
+            organisation, created = services.get_or_create_organisation(
+                args.org, plan_name=args.plan
+            )
+            user = services.create_user(
+                email,
+                password,
+                organisation,
+                role=Role.ADMIN if args.admin else Role.MEMBER,
+                first_name=args.first_name,
+                last_name=args.last_name,
+                is_staff=args.operator,
+            )
+    except services.AccountError as error:
+        raise CommandError(str(error)) from None
+    role = "administrator" if args.admin else "standard user"
+    note = " (new organisation)" if created else ""
+    print(f"Created {user.email}, {role} of {organisation.name}{note}.")
+    return 0
+
+
+# --- audit ----------------------------------------------------------------------
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    setup_django()
+    from sealbox.accounts.models import Organisation
+    from sealbox.audit import services as audit
+
+    organisation = None
+    if args.org:
+        organisation = Organisation.objects.filter(name__iexact=args.org).first()
+        if organisation is None:
+            raise CommandError(f"no organisation named {args.org!r}")
+    total = 0
+    for chain in audit.chains(organisation):
+        report = audit.verify_chain(chain)
+        total += report.checked
+        if not report.intact:
+            print(audit.describe(report))
+            return 1
+    print(f"Audit log intact: {total} events checked.")
+    return 0
+
+
+# --- manage -----------------------------------------------------------------------
+
+
+def cmd_manage(args: argparse.Namespace) -> int:
+    setup_django()
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["sealbox manage", *args.arguments])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sealbox", description="Sealbox secure exchange portal")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="apply migrations and serve the portal")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=2, help="web worker processes")
+    serve.add_argument(
+        "--no-worker", action="store_true", help="do not start the background task worker"
+    )
+    serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser("worker", help="run background tasks (email, SMS, purge)")
+    worker.set_defaults(handler=cmd_worker)
+
+    createuser = commands.add_parser("createuser", help="add a user (and their organisation)")
+    createuser.add_argument("email")
+    createuser.add_argument("--org", required=True, help="organisation name")
+    createuser.add_argument("--admin", action="store_true", help="organisation administrator")
+    createuser.add_argument("--first-name", default="")
+    createuser.add_argument("--last-name", default="")
+    createuser.add_argument(
+        "--plan", default="Advanced", help="plan of a new organisation (Eco, Advanced, Pro)"
+    )
+    createuser.add_argument(
+        "--operator",
+        action="store_true",
+        help="also give access to the operator admin (/operator/)",
+    )
+    createuser.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    createuser.set_defaults(handler=cmd_createuser)
+
+    audit = commands.add_parser("audit", help="audit log tools")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = audit_commands.add_parser("verify", help="check the audit hash chains")
+    verify.add_argument("--org", help="only this organisation")
+    verify.set_defaults(handler=cmd_audit_verify)
+
+    manage = commands.add_parser("manage", help="run a Django management command", add_help=False)
+    manage.add_argument("arguments", nargs=argparse.REMAINDER)
+    manage.set_defaults(handler=cmd_manage)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except CommandError as error:
+        print(f"sealbox: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

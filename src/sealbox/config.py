@@ -1,0 +1,269 @@
+"""Typed configuration read from SEALBOX_* environment variables.
+
+Every variable is validated here, once, so that a bad value stops start-up with one
+line naming the variable and what was expected (never echoing a secret it may hold).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import environ
+
+
+class ConfigError(Exception):
+    """A SEALBOX_* variable has a value Sealbox cannot use."""
+
+
+SMS_SCHEMES = ("console", "file", "twilio", "https", "http")
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    database: dict[str, Any]
+    storage: dict[str, Any]
+    email: dict[str, Any]
+    sms_url: str
+    base_url: str
+    secret_key: str
+    debug: bool
+    cache: dict[str, Any]
+    session_idle_seconds: int
+    session_max_seconds: int
+    trusted_proxy_count: int
+    default_from_email: str
+    time_zone: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _bool(name: str, env: dict[str, str], default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _int(name: str, env: dict[str, str], default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: expected a number of at least {minimum}, got {value}")
+    return value
+
+
+def _data_dir(env: dict[str, str]) -> Path:
+    raw = env.get("SEALBOX_DATA_DIR") or "./sealbox-data"
+    path = Path(raw).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"SEALBOX_DATA_DIR: {path} exists and is not a folder")
+    return path
+
+
+def _database(env: dict[str, str], data_dir: Path) -> dict[str, Any]:
+    raw = env.get("SEALBOX_DATABASE_URL")
+    if not raw:
+        return sqlite_database(data_dir / "sealbox.sqlite3")
+    scheme = urlsplit(raw).scheme
+    if scheme not in ("sqlite", "postgres", "postgresql", "pgsql"):
+        raise ConfigError(
+            "SEALBOX_DATABASE_URL: expected sqlite:////path/to/db.sqlite3 or "
+            "postgres://user@host:5432/name"
+        )
+    try:
+        config = environ.Env.db_url_config(raw)
+    except Exception:
+        raise ConfigError(
+            "SEALBOX_DATABASE_URL: not a valid database URL "
+            "(expected postgres://user@host:5432/name)"
+        ) from None
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        return sqlite_database(Path(config["NAME"]))
+    if not config.get("NAME"):
+        raise ConfigError("SEALBOX_DATABASE_URL: the database name is missing")
+    config["CONN_MAX_AGE"] = 60
+    config["CONN_HEALTH_CHECKS"] = True
+    return config
+
+
+def sqlite_database(path: Path) -> dict[str, Any]:
+    # IMMEDIATE transactions take the write lock at BEGIN, so concurrent writers queue
+    # instead of failing with "database is locked" half-way through a transaction (the
+    # audit chain relies on this to append without forking).
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+
+
+def _storage(env: dict[str, str], data_dir: Path) -> dict[str, Any]:
+    raw = env.get("SEALBOX_STORAGE_URL")
+    if not raw or raw == "file://":
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(data_dir / "blobs")},
+        }
+    parts = urlsplit(raw)
+    if parts.scheme == "file":
+        if not parts.path:
+            raise ConfigError("SEALBOX_STORAGE_URL: expected file:////absolute/path")
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": unquote(parts.path)},
+        }
+    if parts.scheme == "s3":
+        if not parts.hostname:
+            raise ConfigError(
+                "SEALBOX_STORAGE_URL: expected s3://bucket?endpoint_url=https://…&region=…"
+            )
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        options: dict[str, Any] = {
+            "bucket_name": parts.hostname,
+            "default_acl": None,
+            "file_overwrite": True,
+            "querystring_auth": True,
+        }
+        if parts.username:
+            options["access_key"] = unquote(parts.username)
+            options["secret_key"] = unquote(parts.password or "")
+        if "endpoint_url" in query:
+            options["endpoint_url"] = query["endpoint_url"]
+        if "region" in query:
+            options["region_name"] = query["region"]
+        if parts.path.strip("/"):
+            options["location"] = parts.path.strip("/")
+        return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+    raise ConfigError("SEALBOX_STORAGE_URL: expected file:////path or s3://bucket?endpoint_url=…")
+
+
+def _email(env: dict[str, str], data_dir: Path) -> dict[str, Any]:
+    raw = env.get("SEALBOX_EMAIL_URL") or "consolemail://"
+    scheme = urlsplit(raw).scheme
+    if scheme not in ("smtp", "smtps", "smtp+tls", "smtp+ssl", "consolemail", "filemail"):
+        raise ConfigError(
+            "SEALBOX_EMAIL_URL: expected smtp://user:password@host:port, consolemail:// "
+            "or filemail:////path/to/folder"
+        )
+    try:
+        config = environ.Env.email_url_config(raw)
+    except Exception:
+        raise ConfigError("SEALBOX_EMAIL_URL: not a valid email URL") from None
+    if scheme == "filemail" and not config.get("EMAIL_FILE_PATH"):
+        raise ConfigError("SEALBOX_EMAIL_URL: expected filemail:////absolute/path/to/folder")
+    return config
+
+
+def _sms_url(env: dict[str, str]) -> str:
+    raw = env.get("SEALBOX_SMS_URL") or "console://"
+    parts = urlsplit(raw)
+    if parts.scheme not in SMS_SCHEMES:
+        raise ConfigError(
+            "SEALBOX_SMS_URL: expected console://, file:////path/to/sms.jsonl, "
+            "twilio://SID:TOKEN@?from=+1… or an https:// webhook"
+        )
+    if parts.scheme == "file" and not parts.path:
+        raise ConfigError("SEALBOX_SMS_URL: expected file:////absolute/path/to/sms.jsonl")
+    return raw
+
+
+def _base_url(env: dict[str, str]) -> str:
+    raw = env.get("SEALBOX_BASE_URL") or "http://127.0.0.1:8000"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise ConfigError(
+            f"SEALBOX_BASE_URL: expected an address like https://sealbox.example.com, got {raw!r}"
+        )
+    return raw.rstrip("/")
+
+
+def _secret_key(env: dict[str, str], data_dir: Path) -> str:
+    raw = env.get("SEALBOX_SECRET_KEY")
+    if raw:
+        if len(raw) < 32:
+            raise ConfigError("SEALBOX_SECRET_KEY: expected at least 32 characters")
+        return raw
+    return load_or_create_secret_key(data_dir / "secret_key")
+
+
+def load_or_create_secret_key(path: Path) -> str:
+    """Read the generated key, or create it (mode 0600) on first run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text().strip()
+    else:
+        key = secrets.token_urlsafe(50)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+    if len(key) < 32:
+        raise ConfigError(f"SEALBOX_SECRET_KEY: the generated key in {path} is damaged")
+    return key
+
+
+def _cache(env: dict[str, str]) -> dict[str, Any]:
+    raw = env.get("SEALBOX_CACHE_URL")
+    if not raw:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    if urlsplit(raw).scheme not in ("redis", "rediss"):
+        raise ConfigError("SEALBOX_CACHE_URL: expected redis://host:6379/0")
+    return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": raw}
+
+
+def _time_zone(env: dict[str, str]) -> str:
+    raw = env.get("SEALBOX_TIME_ZONE") or "UTC"
+    if raw not in zoneinfo.available_timezones():
+        raise ConfigError(
+            f"SEALBOX_TIME_ZONE: expected a time zone like America/Toronto, got {raw!r}"
+        )
+    return raw
+
+
+def _default_from(base_url: str) -> str:
+    host = urlsplit(base_url).hostname or "localhost"
+    if host.replace(".", "").isdigit() or ":" in host:
+        host = "localhost"  # an IP address is not a mail domain
+    return f"Sealbox <no-reply@{host}>"
+
+
+def load(env: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ if env is None else env)
+    data_dir = _data_dir(env)
+    base_url = _base_url(env)
+    return Config(
+        data_dir=data_dir,
+        database=_database(env, data_dir),
+        storage=_storage(env, data_dir),
+        email=_email(env, data_dir),
+        sms_url=_sms_url(env),
+        base_url=base_url,
+        secret_key=_secret_key(env, data_dir),
+        debug=_bool("SEALBOX_DEBUG", env, False),
+        cache=_cache(env),
+        session_idle_seconds=_int("SEALBOX_SESSION_IDLE_MINUTES", env, 60, minimum=1) * 60,
+        session_max_seconds=_int("SEALBOX_SESSION_MAX_HOURS", env, 12, minimum=1) * 3600,
+        trusted_proxy_count=_int("SEALBOX_TRUSTED_PROXY_COUNT", env, 0),
+        default_from_email=env.get("SEALBOX_FROM_EMAIL") or _default_from(base_url),
+        time_zone=_time_zone(env),
+    )

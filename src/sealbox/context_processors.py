@@ -1,0 +1,16 @@
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+
+def navigation(request) -> dict:
+    """The top navigation: only features that exist and that this user may use."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"nav_items": []}
+    items = [(_("Account"), reverse("accounts:account"))]
+    path = request.path
+    return {
+        "nav_items": [
+            {"label": label, "url": url, "current": path.startswith(url)} for label, url in items
+        ]
+    }

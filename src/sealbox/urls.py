@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from sealbox import views
+
+admin.site.site_header = "Sealbox operator"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("i18n/language/", views.set_language, name="set_language"),
+    path("", include("sealbox.accounts.urls")),
+    path("operator/", admin.site.urls),
+]

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sealbox.accounts import services as accounts
+from sealbox.accounts.models import Role
+
+PASSWORD = "correct horse battery staple"
+
+
+class MovableClock:
+    def __init__(self, start: datetime):
+        self.current = start
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta) -> datetime:
+        self.current += timedelta(**delta)
+        return self.current
+
+
+@pytest.fixture
+def clock(monkeypatch) -> MovableClock:
+    """A frozen clock the test moves by hand (sealbox.clock.now)."""
+    frozen = MovableClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+    monkeypatch.setattr("sealbox.clock.now", frozen)
+    return frozen
+
+
+@pytest.fixture
+def organisation(db):
+    org, _ = accounts.get_or_create_organisation("Tremblay Avocats", plan_name="Advanced")
+    return org
+
+
+@pytest.fixture
+def other_organisation(db):
+    org, _ = accounts.get_or_create_organisation("Other Firm", plan_name="Pro")
+    return org
+
+
+@pytest.fixture
+def make_user(db, organisation):
+    def make(email: str = "alice@example.com", *, org=None, role=Role.MEMBER, **fields):
+        return accounts.create_user(email, PASSWORD, org or organisation, role=role, **fields)
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("alice@example.com", first_name="Alice", last_name="Martin")
+
+
+@pytest.fixture
+def admin_user(make_user):
+    return make_user("admin@example.com", role=Role.ADMIN, first_name="Ada", last_name="Admin")
+
+
+@pytest.fixture
+def logged_in_client(client, user):
+    response = client.post("/login/", {"email": user.email, "password": PASSWORD})
+    assert response.status_code == 302, response.content
+    return client

@@ -1,0 +1,35 @@
+"""Settings for the test suite: the product's settings, with a private data folder.
+
+Set SEALBOX_TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run the
+whole suite on PostgreSQL; SQLite is used otherwise.
+"""
+
+import os
+import tempfile
+
+_DATA_DIR = tempfile.mkdtemp(prefix="sealbox-test-")
+os.environ["SEALBOX_DATA_DIR"] = _DATA_DIR
+os.environ["SEALBOX_SECRET_KEY"] = "sealbox-test-secret-key-not-for-production-use-0123456789"
+for _name in (
+    "SEALBOX_STORAGE_URL",
+    "SEALBOX_EMAIL_URL",
+    "SEALBOX_SMS_URL",
+    "SEALBOX_BASE_URL",
+    "SEALBOX_CACHE_URL",
+    "SEALBOX_DEBUG",
+    "SEALBOX_TRUSTED_PROXY_COUNT",
+    "SEALBOX_TIME_ZONE",
+):
+    os.environ.pop(_name, None)
+if os.environ.get("SEALBOX_TEST_DATABASE_URL"):
+    os.environ["SEALBOX_DATABASE_URL"] = os.environ["SEALBOX_TEST_DATABASE_URL"]
+else:
+    os.environ.pop("SEALBOX_DATABASE_URL", None)
+
+from sealbox.settings import *  # noqa: E402,F403
+from sealbox.settings import PASSWORD_HASHERS as PRODUCTION_PASSWORD_HASHERS  # noqa: E402,F401
+
+# Tasks run at once, in the request that queued them.
+TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+# Still Argon2id, with a small cost so hundreds of logins stay fast.
+PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher"]
