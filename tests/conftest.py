@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sealbox.accounts import services as accounts
-from sealbox.accounts.models import Role
+from sealbox.accounts.models import Plan, Role
+from sealbox.accounts.plans import ensure_default_plans
 
 PASSWORD = "correct horse battery staple"
 
@@ -31,13 +32,19 @@ def clock(monkeypatch) -> MovableClock:
 
 
 @pytest.fixture
-def organisation(db):
+def plans(db):
+    # Transactional tests (live_server) flush the data migrations' rows afterwards.
+    ensure_default_plans(Plan)
+
+
+@pytest.fixture
+def organisation(plans):
     org, _ = accounts.get_or_create_organisation("Tremblay Avocats", plan_name="Advanced")
     return org
 
 
 @pytest.fixture
-def other_organisation(db):
+def other_organisation(plans):
     org, _ = accounts.get_or_create_organisation("Other Firm", plan_name="Pro")
     return org
 

@@ -1,3 +1,5 @@
+import copy
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -81,7 +83,8 @@ def logout_view(request):
 @login_required
 def account_view(request):
     user = request.user
-    form = forms.ProfileForm(request.POST or None, instance=user, prefix="profile")
+    # The form validates a copy: the user object changes only through the service.
+    form = forms.ProfileForm(request.POST or None, instance=copy.copy(user), prefix="profile")
     if request.method == "POST" and form.is_valid():
         changed = services.update_profile(user, request, **form.cleaned_data)
         if changed:
@@ -97,9 +100,6 @@ def account_view(request):
             httponly=True,
         )
         return response
-    if request.method == "POST":
-        # The form keeps what was typed; the instance is not half-updated.
-        user.refresh_from_db()
     context = {"form": form, "licence": services.licence_summary(user.organisation)}
     return render(request, "accounts/account.html", context)
 

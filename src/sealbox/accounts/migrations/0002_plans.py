@@ -1,23 +1,10 @@
 from django.db import migrations
 
-MB = 1000 * 1000
-
-PLANS = [
-    # name, largest attachment total per send, retention days, messages per month, seats
-    ("Eco", 0, 7, 100, 1),
-    ("Advanced", 100 * MB, 30, 1000, 5),
-    ("Pro", 2500 * MB, 90, None, 25),
-]
+from sealbox.accounts.plans import ensure_default_plans
 
 
 def add_plans(apps, schema_editor):
-    Plan = apps.get_model("accounts", "Plan")
-    for name, max_send, retention, monthly, seats in PLANS:
-        Plan.objects.update_or_create(
-            name=name,
-            defaults={"max_send_bytes": max_send, "max_retention_days": retention,
-                      "messages_per_month": monthly, "default_seats": seats},
-        )
+    ensure_default_plans(apps.get_model("accounts", "Plan"))
 
 
 class Migration(migrations.Migration):
