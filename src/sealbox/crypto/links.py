@@ -1,9 +1,9 @@
 """Recipient links: ``{BASE_URL}/o/{grant_token}#{link_secret}``.
 
-- ``BASE_URL``: ``http`` or ``https``, a host name (letters, digits, dots, hyphens) or a
-  bracketed IPv6 address, an optional port, and an optional path made of segments of
-  ``A-Z a-z 0-9 . _ ~ -``; no query, no fragment, no user info. A trailing slash is
-  dropped. Scheme and host compare case-insensitively; the path compares exactly.
+- ``BASE_URL``: ``http://`` or ``https://`` (lowercase), a host name (letters, digits,
+  dots, hyphens) or a bracketed IPv6 address, an optional port, and an optional path
+  made of segments of ``A-Z a-z 0-9 . _ ~ -``; no query, no fragment, no user info. A
+  trailing slash is dropped. The host compares case-insensitively, the path exactly.
 - ``grant_token``: 16 to 128 characters of ``A-Z a-z 0-9 _ -``.
 - ``link_secret``: the grant's 16-byte link secret as canonical base64url without
   padding (exactly 22 characters).
@@ -57,7 +57,7 @@ class Link:
 
 
 def normalize_base_url(base_url: str) -> str:
-    """Validate a base URL; return it without trailing slash, scheme and host lowercased."""
+    """Validate a base URL; return it without trailing slash and with the host lowercased."""
     match = BASE_URL_RE.fullmatch(base_url) if isinstance(base_url, str) else None
     if match is None:
         raise CryptoError("bad base URL: expected http(s)://host[:port][/path]")
