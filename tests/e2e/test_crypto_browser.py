@@ -125,24 +125,46 @@ def server() -> Iterator[tuple[str, Store]]:
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def chromium(request):
+    """The suite's shared Chromium (``browser`` in tests/e2e/conftest.py) or our own.
+
+    Only one Playwright sync instance can run in a thread, so reuse the shared browser
+    when the suite provides one.
+    """
+    try:
+        shared = request.getfixturevalue("browser")
+    except pytest.FixtureLookupError:
+        shared = None
+    if shared is not None:
+        yield shared
+        return
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not Path("/usr/bin/chromium").exists():
         pytest.skip("Chromium is not installed at /usr/bin/chromium")
-    base, _ = server
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
         try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(base + "/")
-            page.wait_for_function("document.documentElement.dataset.ready === 'yes'")
-            yield page
-            assert not errors
-            assert page.evaluate("window.cspViolations") == []
+            yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(server, chromium):
+    base, _ = server
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(base + "/")
+        page.wait_for_selector("html[data-ready=yes]", state="attached")
+        yield page
+        assert not errors
+        assert page.evaluate("window.cspViolations") == []
+    finally:
+        context.close()
 
 
 def test_modules_load_under_a_strict_csp(page):
