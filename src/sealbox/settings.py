@@ -36,6 +36,12 @@ INSTALLED_APPS = [
     "sealbox.ratelimit",
     "sealbox.audit",
     "sealbox.accounts",
+    # --- Two-factor authentication (sealbox.twofactor) ---
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp_webauthn",
+    "sealbox.twofactor",
+    # ---
     "sealbox.notify",
 ]
 
@@ -47,9 +53,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "sealbox.csrf.SealboxCsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # two-factor: request.user.is_verified()
     "django.contrib.messages.middleware.MessageMiddleware",
     "sealbox.middleware.SessionTimeoutMiddleware",
     "sealbox.middleware.UserPreferencesMiddleware",
+    # two-factor: "Require 2FA" sends users without a second factor to set one up.
+    "sealbox.twofactor.middleware.TwoFactorPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
 ]
@@ -173,6 +182,21 @@ TIME_ZONE = CONFIG.time_zone
 USE_TZ = True
 
 PHONENUMBER_DEFAULT_FORMAT = "E164"
+
+# --- Two-factor authentication (sealbox.twofactor) -------------------------------------
+# Passkeys are a second factor only: the password step always comes first.
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+# The relying party ID and the accepted origin come from the request's host, which
+# ALLOWED_HOSTS has already restricted (the base URL's host, or localhost).
+OTP_WEBAUTHN_HELPER_CLASS = "sealbox.twofactor.passkeys.SealboxWebAuthnHelper"
+OTP_WEBAUTHN_RP_ID_CALLABLE = "sealbox.twofactor.passkeys.rp_id"
+OTP_WEBAUTHN_RP_NAME = "Sealbox"
+OTP_WEBAUTHN_ALLOWED_ORIGINS = [f"{_base.scheme}://{_base.netloc}"]
+# A plain-http base URL is for local use; browsers only offer WebAuthn there on localhost.
+SILENCED_SYSTEM_CHECKS = ["otp_webauthn.E031"]
+OTP_TOTP_ISSUER = "Sealbox"
+# Sealbox counts failures itself (5 per code, lock after 100 in a row), on sealbox.clock.
+OTP_TOTP_THROTTLE_FACTOR = 0
 
 LOGGING = {
     "version": 1,

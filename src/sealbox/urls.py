@@ -10,5 +10,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("i18n/language/", views.set_language, name="set_language"),
     path("", include("sealbox.accounts.urls")),
+    path("", include("sealbox.twofactor.urls")),  # two-factor login step and security pages
     path("operator/", admin.site.urls),
 ]

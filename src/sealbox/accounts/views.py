@@ -17,6 +17,9 @@ from django.views.decorators.http import require_POST
 from sealbox.accounts import forms, services
 from sealbox.http import client_ip
 from sealbox.ratelimit import services as ratelimit
+from sealbox.twofactor import services as twofactor
+from sealbox.twofactor import views as twofactor_views
+from sealbox.twofactor.decorators import reauth_required
 
 
 def _safe_next(request, fallback: str) -> str:
@@ -59,6 +62,11 @@ def login_view(request):
         elif result.user is None:
             # One message for every failure: it never says whether the account exists.
             form.add_error(None, _("The email or password is not correct."))
+        elif twofactor.needs_second_step(result.user):
+            # Password accepted, second factor pending: no session is opened yet.
+            return twofactor_views.start_second_step(
+                request, result.user, _safe_next(request, "")
+            )
         else:
             services.complete_login(request, result.user)
             response = redirect(_safe_next(request, reverse_lazy("accounts:account")))
@@ -83,9 +91,15 @@ def logout_view(request):
 @login_required
 def account_view(request):
     user = request.user
+    # The two-factor controls ("Enable 2FA authentication", "Mobile phone") handle
+    # their own POSTs; the profile form only sees the others.
+    phone_section = twofactor_views.phone_section(request)
+    if phone_section.response is not None:
+        return phone_section.response
+    data = None if phone_section.handled else (request.POST or None)
     # The form validates a copy: the user object changes only through the service.
-    form = forms.ProfileForm(request.POST or None, instance=copy.copy(user), prefix="profile")
-    if request.method == "POST" and form.is_valid():
+    form = forms.ProfileForm(data, instance=copy.copy(user), prefix="profile")
+    if data is not None and form.is_valid():
         changed = services.update_profile(user, request, **form.cleaned_data)
         if changed:
             messages.success(request, _("Your profile is saved."))
@@ -100,12 +114,17 @@ def account_view(request):
             httponly=True,
         )
         return response
-    context = {"form": form, "licence": services.licence_summary(user.organisation)}
+    context = {
+        "form": form,
+        "licence": services.licence_summary(user.organisation),
+        "phone_section": phone_section,
+    }
     return render(request, "accounts/account.html", context)
 
 
 @sensitive_post_parameters("current_password", "new_password")
 @login_required
+@reauth_required
 def password_change_view(request):
     form = forms.PasswordChangeForm(request.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
