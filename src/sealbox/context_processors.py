@@ -7,7 +7,10 @@ def navigation(request) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"nav_items": []}
-    items = [(_("Account"), reverse("accounts:account"))]
+    items = [
+        (_("Send a secure email"), reverse("exchange:send")),
+        (_("Account"), reverse("accounts:account")),
+    ]
     path = request.path
     return {
         "nav_items": [

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "sealbox.twofactor",
     # ---
     "sealbox.notify",
+    "sealbox.exchange",
 ]
 
 MIDDLEWARE = [

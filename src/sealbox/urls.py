@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from sealbox import views
+from sealbox.api.main import api
 
 admin.site.site_header = "Sealbox operator"
 
@@ -11,5 +12,7 @@ urlpatterns = [
     path("i18n/language/", views.set_language, name="set_language"),
     path("", include("sealbox.accounts.urls")),
     path("", include("sealbox.twofactor.urls")),  # two-factor login step and security pages
+    path("", include("sealbox.exchange.urls")),
+    path("api/v1/", api.urls),
     path("operator/", admin.site.urls),
 ]

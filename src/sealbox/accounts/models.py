@@ -39,6 +39,11 @@ class Organisation(models.Model):
     require_2fa = models.BooleanField(_("require 2FA for all users"), default=False)
     default_sms_country = models.CharField(_("default SMS country"), max_length=2, default="CA")
     default_expiry_days = models.PositiveIntegerField(_("default expiry (days)"), default=7)
+    # Mail scanners follow links but do not type codes: the opening code stops them
+    # from using up a message's opens. A second email keeps it out of a forwarded link.
+    opening_code_in_separate_email = models.BooleanField(
+        _("send the opening code in a separate email"), default=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

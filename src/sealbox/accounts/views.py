@@ -64,9 +64,7 @@ def login_view(request):
             form.add_error(None, _("The email or password is not correct."))
         elif twofactor.needs_second_step(result.user):
             # Password accepted, second factor pending: no session is opened yet.
-            return twofactor_views.start_second_step(
-                request, result.user, _safe_next(request, "")
-            )
+            return twofactor_views.start_second_step(request, result.user, _safe_next(request, ""))
         else:
             services.complete_login(request, result.user)
             response = redirect(_safe_next(request, reverse_lazy("accounts:account")))

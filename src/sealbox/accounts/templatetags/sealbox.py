@@ -8,6 +8,14 @@ register = template.Library()
 
 
 @register.filter
+def size(value) -> str:
+    """Bytes in decimal units, as plans state them (100 MB, 2.5 GB)."""
+    from sealbox.formats import human_size
+
+    return human_size(int(value or 0))
+
+
+@register.filter
 def userdate(value, user) -> str:
     """A date (or the date part of a moment) in the user's chosen format and time zone."""
     if not value:

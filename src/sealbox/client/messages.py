@@ -1,0 +1,236 @@
+"""Send and open secure messages from Python, encrypting on this machine.
+
+The same protocol as the pages: the content key never leaves the client, the server
+receives ciphertext, grant halves and (for "Send") the links it must email.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from sealbox.crypto import ece, grants, links
+from sealbox.crypto._b64 import b64url_decode, b64url_encode
+
+CHUNK_BYTES = 8 * 1024 * 1024
+READ_BYTES = 1024 * 1024
+
+
+class Transport(Protocol):
+    def request(
+        self, method: str, path: str, *, json_body: dict | None = None, body: bytes | None = None
+    ) -> tuple[int, dict | None]: ...
+
+    def stream(self, path: str) -> Iterator[bytes]: ...
+
+
+class ClientError(Exception):
+    def __init__(self, status: int, data: dict | None):
+        self.status = status
+        self.data = data or {}
+        super().__init__(self.data.get("message") or f"HTTP {status}")
+
+
+def check(status: int, data: dict | None, expected: tuple[int, ...] = (200, 201, 204)):
+    if status not in expected:
+        raise ClientError(status, data)
+    return data
+
+
+@dataclass
+class Recipient:
+    email: str
+    verification: str = "opening_code"
+    phone: str = ""
+    password: str | None = None
+
+
+@dataclass
+class Attachment:
+    name: str
+    path: Path | None = None
+    data: bytes | None = None
+    type: str = "application/octet-stream"
+    ref: str = field(default_factory=lambda: secrets.token_hex(12))
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else os.path.getsize(self.path)
+
+    def chunks(self) -> Iterator[bytes]:
+        if self.data is not None:
+            yield self.data
+            return
+        with open(self.path, "rb") as handle:
+            while piece := handle.read(READ_BYTES):
+                yield piece
+
+
+@dataclass
+class Sent:
+    id: str
+    reference: str
+    links: dict[str, str]  # email → link
+    opening_codes: dict[str, str]  # email → opening code (Create links only)
+
+
+def _grant_payload(recipient: Recipient, content_key: bytes) -> tuple[dict, str, bytes]:
+    token = links.new_grant_token()
+    grant = grants.create_grant(content_key, token, password=recipient.password)
+    entry = {
+        "email": recipient.email,
+        "phone": recipient.phone,
+        "verification": recipient.verification,
+        "grant_token": token,
+        "server_secret": b64url_encode(grant.server_secret),
+        "wrapped_key": b64url_encode(grant.wrapped_key),
+        "password_verifier": (
+            b64url_encode(grant.password_verifier) if grant.password_verifier else None
+        ),
+    }
+    return entry, token, grant.link_secret
+
+
+def _rechunk(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:
+    buffer = bytearray()
+    for piece in pieces:
+        buffer += piece
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
+
+
+def upload_blob(
+    transport: Transport, message_id: str, blob_id: str, ciphertext: Iterable[bytes]
+) -> None:
+    offset = 0
+    for chunk in _rechunk(ciphertext, CHUNK_BYTES):
+        path = f"/api/v1/messages/{message_id}/blobs/{blob_id}?offset={offset}"
+        check(*transport.request("PUT", path, body=chunk))
+        offset += len(chunk)
+
+
+def send_message(
+    transport: Transport,
+    *,
+    base_url: str,
+    subject: str,
+    body: str,
+    recipients: list[Recipient],
+    expires_at: datetime,
+    attachments: list[Attachment] = (),
+    delivery: str = "email",
+    **options,
+) -> Sent:
+    """Encrypt and send one message; returns the links (and opening codes if any)."""
+    content_key = grants.new_content_key()
+    manifest = {
+        "v": 1,
+        "body": body,
+        "files": [
+            {"id": a.ref, "name": a.name, "type": a.type, "size": a.size} for a in attachments
+        ],
+    }
+    manifest_ct = ece.encrypt(json.dumps(manifest).encode(), content_key)
+    entries, secrets_by_token, email_by_token = [], {}, {}
+    for recipient in recipients:
+        entry, token, link_secret = _grant_payload(recipient, content_key)
+        entries.append(entry)
+        secrets_by_token[token] = link_secret
+        email_by_token[token] = recipient.email
+    payload = {
+        "subject": subject,
+        "expires_at": expires_at.isoformat(),
+        "delivery": delivery,
+        "recipients": entries,
+        "blobs": [{"kind": "manifest", "size": len(manifest_ct)}]
+        + [
+            {"kind": "file", "size": ece.encrypted_size(a.size), "file_ref": a.ref}
+            for a in attachments
+        ],
+        **options,
+    }
+    created = check(*transport.request("POST", "/api/v1/messages", json_body=payload))
+    blob_ids = {b["file_ref"] or "manifest": b["id"] for b in created["blobs"]}
+    upload_blob(transport, created["id"], blob_ids["manifest"], [manifest_ct])
+    for attachment in attachments:
+        upload_blob(
+            transport,
+            created["id"],
+            blob_ids[attachment.ref],
+            ece.encrypt_stream(attachment.chunks(), content_key),
+        )
+    link_list = {
+        token: links.build_link(base_url, token, secret)
+        for token, secret in secrets_by_token.items()
+    }
+    finalise = {
+        "links": [{"grant_token": t, "link": v} for t, v in link_list.items()]
+        if delivery == "email"
+        else None
+    }
+    check(
+        *transport.request("POST", f"/api/v1/messages/{created['id']}/finalise", json_body=finalise)
+    )
+    return Sent(
+        id=created["id"],
+        reference=created["reference"],
+        links={email_by_token[t]: v for t, v in link_list.items()},
+        opening_codes={email_by_token[t]: c for t, c in created["opening_codes"].items()},
+    )
+
+
+@dataclass
+class Opened:
+    body: str
+    files: dict[str, bytes]  # name → content
+    opens_left: int
+    manifest: dict
+
+
+def request_code(transport: Transport, link: str) -> dict:
+    token = links.parse_link(link).grant_token
+    return check(*transport.request("POST", f"/api/v1/open/{token}/code"))
+
+
+def open_message(
+    transport: Transport,
+    link: str,
+    *,
+    code: str = "",
+    password: str | None = None,
+    download: bool = True,
+) -> Opened:
+    """Unlock a grant with its proof and decrypt the message (and its files)."""
+    parsed = links.parse_link(link)
+    token = parsed.grant_token
+    body: dict = {"code": code}
+    password_key = None
+    if password is not None:
+        password_key = grants.derive_password_key(password, token)
+        body["password_verifier"] = b64url_encode(grants.password_verifier(password_key, token))
+    unlocked = check(*transport.request("POST", f"/api/v1/open/{token}/unlock", json_body=body))
+    content_key = grants.unwrap_grant(
+        token,
+        parsed.link_secret,
+        b64url_decode(unlocked["server_secret"]),
+        b64url_decode(unlocked["wrapped_key"]),
+        password_key=password_key,
+    )
+    downloads = {d["file_ref"] or "manifest": d for d in unlocked["downloads"]}
+    manifest_ct = b"".join(transport.stream(downloads["manifest"]["url"]))
+    manifest = json.loads(ece.decrypt(manifest_ct, content_key))
+    files = {}
+    if download:
+        for entry in manifest["files"]:
+            stream = transport.stream(downloads[entry["id"]]["url"])
+            files[entry["name"]] = b"".join(ece.decrypt_stream(stream, content_key))
+    return Opened(manifest["body"], files, unlocked["opens_left"], manifest)

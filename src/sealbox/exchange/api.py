@@ -1,0 +1,370 @@
+"""Secure messages over the REST API: what the send and open pages (and the CLI) call."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+
+from django.http import HttpRequest, StreamingHttpResponse
+from ninja import Field, Router, Schema, Status
+
+from sealbox.api.auth import public_csrf
+from sealbox.exchange import codes, services
+from sealbox.exchange.models import Blob, BlobKind, Delivery, Grant, ReplyMode, Verification
+from sealbox.exchange.services import ExchangeError
+from sealbox.twofactor.services import TwoFactorError, mask_phone
+
+router = Router(tags=["messages"])
+
+
+def b64decode(value: str, field: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise ExchangeError(f"{field}: expected base64url", field=field) from None
+
+
+def b64encode(value: bytes) -> str:
+    return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
+
+
+# --- Schemas ---------------------------------------------------------------------------
+
+
+class RecipientIn(Schema):
+    email: str = Field(..., max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    phone: str = Field("", max_length=32)
+    verification: Verification = Verification.OPENING_CODE
+    grant_token: str = Field(..., min_length=16, max_length=64)
+    server_secret: str = Field(..., description="16 bytes, base64url")
+    wrapped_key: str = Field(..., description="60 bytes, base64url")
+    password_verifier: str | None = Field(None, description="32 bytes, base64url")
+
+
+class BlobIn(Schema):
+    kind: BlobKind
+    size: int = Field(..., ge=1, le=10**13, description="ciphertext size in bytes")
+    file_ref: str = Field("", max_length=64)
+
+
+class MessageIn(Schema):
+    subject: str = Field(..., max_length=200)
+    expires_at: datetime
+    max_opens: int = Field(1, ge=1, le=99)
+    notify_on_open: bool = True
+    show_subject: bool = True
+    keep_copy: bool = False
+    language: str = Field("en", max_length=5)
+    reply_mode: ReplyMode = ReplyMode.NONE
+    delivery: Delivery = Delivery.EMAIL
+    recipients: list[RecipientIn] = Field(..., max_length=services.MAX_RECIPIENTS)
+    blobs: list[BlobIn] = Field(..., max_length=services.MAX_FILES + 1)
+
+
+class BlobOut(Schema):
+    id: uuid.UUID
+    kind: str
+    file_ref: str
+    size: int
+    stored: int
+
+
+class GrantOut(Schema):
+    token: str
+    email: str
+    verification: str
+    state: str
+    opens: int
+    max_opens: int
+
+
+class MessageOut(Schema):
+    id: uuid.UUID
+    reference: str
+    subject: str
+    state: str
+    delivery: str
+    expires_at: datetime
+    blobs: list[BlobOut]
+    grants: list[GrantOut]
+
+
+class MessageCreatedOut(MessageOut):
+    opening_codes: dict[str, str]
+
+
+class LinkIn(Schema):
+    grant_token: str = Field(..., max_length=64)
+    link: str = Field(..., max_length=500)
+
+
+class FinaliseIn(Schema):
+    links: list[LinkIn] | None = None
+
+
+class ChunkOut(Schema):
+    stored: int
+    size: int
+
+
+class ErrorOut(Schema):
+    error: str
+    message: str
+    field: str | None = None
+
+
+class OpenInfoOut(Schema):
+    sender: str
+    organisation: str
+    verification: str
+    state: str
+    expires_at: datetime
+    sent_to: str
+
+
+class CodeSentOut(Schema):
+    sent_to: str
+    retry_after: int
+
+
+class UnlockIn(Schema):
+    code: str = Field("", max_length=32)
+    password_verifier: str | None = Field(None, max_length=64)
+
+
+class DownloadOut(Schema):
+    id: uuid.UUID
+    kind: str
+    file_ref: str
+    size: int
+    url: str
+
+
+class UnlockOut(Schema):
+    server_secret: str
+    wrapped_key: str
+    opens_left: int
+    downloads: list[DownloadOut]
+
+
+def message_out(message) -> dict:
+    return {
+        "id": message.public_id,
+        "reference": message.reference,
+        "subject": message.subject,
+        "state": message.state,
+        "delivery": message.delivery,
+        "expires_at": message.expires_at,
+        "blobs": [blob_out(b) for b in message.blobs.order_by("id")],
+        "grants": [
+            {
+                "token": g.token,
+                "email": g.email,
+                "verification": g.verification,
+                "state": services.grant_state(g),
+                "opens": g.opens,
+                "max_opens": g.max_opens,
+            }
+            for g in message.grants.select_related("message").order_by("id")
+        ],
+    }
+
+
+def blob_out(blob: Blob) -> dict:
+    return {
+        "id": blob.public_id,
+        "kind": blob.kind,
+        "file_ref": blob.file_ref,
+        "size": blob.size,
+        "stored": blob.stored,
+    }
+
+
+ERRORS = {
+    400: ErrorOut,
+    403: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    410: ErrorOut,
+    413: ErrorOut,
+    422: ErrorOut,
+    429: ErrorOut,
+}
+
+
+# --- Sender ------------------------------------------------------------------------------
+
+
+@router.post("/messages", response={201: MessageCreatedOut, **ERRORS})
+def create_message(request: HttpRequest, payload: MessageIn):
+    """Create a draft message with one grant per recipient and its (empty) blobs."""
+    spec = services.MessageSpec(
+        subject=payload.subject,
+        expires_at=payload.expires_at,
+        max_opens=payload.max_opens,
+        notify_on_open=payload.notify_on_open,
+        show_subject=payload.show_subject,
+        keep_copy=payload.keep_copy,
+        language=payload.language,
+        reply_mode=payload.reply_mode,
+        delivery=payload.delivery,
+        recipients=[
+            services.RecipientSpec(
+                email=r.email,
+                phone=r.phone,
+                verification=r.verification,
+                grant_token=r.grant_token,
+                server_secret=b64decode(r.server_secret, "server_secret"),
+                wrapped_key=b64decode(r.wrapped_key, "wrapped_key"),
+                password_verifier=(
+                    b64decode(r.password_verifier, "password_verifier")
+                    if r.password_verifier
+                    else None
+                ),
+            )
+            for r in payload.recipients
+        ],
+        blobs=[
+            services.BlobSpec(kind=b.kind, size=b.size, file_ref=b.file_ref) for b in payload.blobs
+        ],
+    )
+    created = services.create_message(request.auth, spec, request=request)
+    return Status(201, message_out(created.message) | {"opening_codes": created.opening_codes})
+
+
+@router.get("/messages/{message_id}", response={200: MessageOut, **ERRORS})
+def get_message(request: HttpRequest, message_id: uuid.UUID):
+    """A message's state, including how much of each blob is stored (to resume)."""
+    return message_out(services.message_for_sender(request.auth, message_id))
+
+
+@router.put("/messages/{message_id}/blobs/{blob_id}", response={200: ChunkOut, **ERRORS})
+def upload_chunk(request: HttpRequest, message_id: uuid.UUID, blob_id: uuid.UUID, offset: int):
+    """Append the request body (application/octet-stream) at `offset`; streamed to storage."""
+    blob = services.draft_blob(request.auth, message_id, blob_id)
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    blob = services.store_chunk(blob, offset, length, request)
+    return {"stored": blob.stored, "size": blob.size}
+
+
+@router.post("/messages/{message_id}/finalise", response={200: MessageOut, **ERRORS})
+def finalise_message(request: HttpRequest, message_id: uuid.UUID, payload: FinaliseIn):
+    """Make the message visible to its recipients (and email them their links)."""
+    message = services.message_for_sender(request.auth, message_id)
+    if message.sender_id != request.auth.pk:
+        raise ExchangeError("No such message.", status=404, code="not_found")
+    notifications = None
+    if payload.links is not None:
+        notifications = [services.Notification(i.grant_token, i.link) for i in payload.links]
+    services.finalise(request.auth, message, notifications, request=request)
+    message.refresh_from_db()
+    return message_out(message)
+
+
+@router.delete("/messages/{message_id}", response={204: None, **ERRORS})
+def delete_message(request: HttpRequest, message_id: uuid.UUID):
+    """Revoke every grant and delete the ciphertext now."""
+    message = services.message_for_sender(request.auth, message_id)
+    services.delete_message(request.auth, message, request=request)
+    return Status(204, None)
+
+
+# --- Recipient (no account) -----------------------------------------------------------------
+
+
+def _open_info(grant: Grant) -> dict:
+    message = grant.message
+    sent_to = ""
+    if grant.verification == Verification.SMS_CODE:
+        sent_to = mask_phone(grant.phone)
+    elif grant.verification == Verification.EMAIL_CODE:
+        sent_to = grant.email
+    return {
+        "sender": message.sender.display_name,
+        "organisation": message.organisation.name,
+        "verification": grant.verification,
+        "state": services.grant_state(grant),
+        "expires_at": grant.expires_at,
+        "sent_to": sent_to,
+    }
+
+
+@router.get("/open/{token}", auth=None, response={200: OpenInfoOut, **ERRORS}, tags=["open"])
+def open_info(request: HttpRequest, token: str):
+    """Who sent the message and which proof it needs. Reveals no content."""
+    return _open_info(services.find_grant(token))
+
+
+@router.post(
+    "/open/{token}/code", auth=public_csrf, response={200: CodeSentOut, **ERRORS}, tags=["open"]
+)
+def send_code(request: HttpRequest, token: str):
+    """Send the recipient a verification code (SMS or email, as the grant says)."""
+    grant = services.find_grant(token)
+    services.ensure_open(grant)
+    if grant.verification not in (Verification.SMS_CODE, Verification.EMAIL_CODE):
+        raise ExchangeError("This message does not use a code sent by SMS or email.")
+    try:
+        row = codes.send(grant, request)
+    except TwoFactorError as error:
+        status = 429 if error.code in ("cooldown", "sms_limit") else 403
+        raise ExchangeError(
+            error.message,
+            status=status,
+            code=error.code or "refused",
+            retry_after=error.retry_after,
+        ) from None
+    if row.delivery == "failed":
+        raise ExchangeError(
+            "We could not send the code. Try again in a minute.", status=502, code="not_delivered"
+        )
+    info = _open_info(grant)
+    return {"sent_to": info["sent_to"], "retry_after": 60}
+
+
+@router.post(
+    "/open/{token}/unlock", auth=public_csrf, response={200: UnlockOut, **ERRORS}, tags=["open"]
+)
+def unlock(request: HttpRequest, token: str, payload: UnlockIn):
+    """Check the proof, count one open, and release the grant's server half."""
+    verifier = (
+        b64decode(payload.password_verifier, "password_verifier")
+        if payload.password_verifier
+        else None
+    )
+    result = services.unlock(token, code=payload.code, password_verifier=verifier, request=request)
+    return {
+        "server_secret": b64encode(result.server_secret),
+        "wrapped_key": b64encode(result.wrapped_key),
+        "opens_left": result.opens_left,
+        "downloads": [
+            {
+                "id": blob.public_id,
+                "kind": blob.kind,
+                "file_ref": blob.file_ref,
+                "size": blob.size,
+                "url": f"/api/v1/downloads/{authorisation}",
+            }
+            for blob, authorisation in result.downloads
+        ],
+    }
+
+
+@router.get("/downloads/{authorisation}", auth=None, response={200: None, **ERRORS}, tags=["open"])
+def download(request: HttpRequest, authorisation: str):
+    """Stream one ciphertext blob (application/octet-stream); the browser decrypts it."""
+    grant, blob = services.authorised_download(authorisation)
+    names = services.blob_chunk_names(blob)
+    services.record_download(grant, blob, request)
+    response = StreamingHttpResponse(
+        services.storage.read_chunks(names), content_type="application/octet-stream"
+    )
+    response["Content-Length"] = str(blob.size)
+    response["Cache-Control"] = "no-store"
+    response["Content-Disposition"] = "attachment"
+    return response

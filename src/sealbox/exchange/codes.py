@@ -1,0 +1,50 @@
+"""Verification codes for recipients (SMS or email), on the same rules as login codes:
+6 digits, 10 minutes, single use, bound to the grant, 5 wrong tries, 60 s between sends,
+sending limits per recipient and per IP address."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+
+from sealbox.exchange.models import Grant, Verification
+from sealbox.http import client_ip
+from sealbox.twofactor import services as codes
+
+
+def binding(grant: Grant) -> str:
+    return f"grant:{grant.pk}"
+
+
+def send(grant: Grant, request: HttpRequest | None = None) -> codes.SMSCode:
+    """Send a new code to the recipient by the channel their grant uses."""
+    from sealbox.exchange import notifications
+
+    message = grant.message
+    common = {
+        "binding": binding(grant),
+        "language": message.language,
+        "account_key": f"grant:{grant.token}",
+        "ip": client_ip(request) if request else None,
+        "purpose": "message",
+        "organisation": message.organisation,
+        "request": request,
+    }
+    if grant.verification == Verification.SMS_CODE:
+        return codes.send_code(phone=grant.phone, **common)
+    return codes.send_code(
+        phone="",
+        channel="email",
+        deliver=lambda code: notifications.send_recipient_code(grant, code),
+        **common,
+    )
+
+
+def check(grant: Grant, code: str) -> tuple[bool, str]:
+    """(True, "") when the code is right; otherwise (False, what to tell the person)."""
+    result = codes.check_code(binding(grant), code.strip())
+    if result == codes.CodeResult.OK:
+        return True, ""
+    if result in (codes.CodeResult.WRONG_LAST_TRY, codes.CodeResult.EXHAUSTED):
+        return False, _("This code was mistyped too many times. Ask for a new code.")
+    return False, codes.code_result_message(result, "message")

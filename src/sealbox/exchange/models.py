@@ -1,0 +1,150 @@
+"""Secure messages: ciphertext blobs and per-recipient grants.
+
+The server stores no body, file name or file content in clear: only the subject, who
+the recipients are, sizes, times and the grant secrets it is allowed to hold.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class MessageState(models.TextChoices):
+    DRAFT = "draft", _("Being uploaded")
+    SENT = "sent", _("Sent")
+    DELETED = "deleted", _("Deleted")
+
+
+class Delivery(models.TextChoices):
+    EMAIL = "email", _("Sealbox emails the links")
+    LINKS = "links", _("The sender delivers the links")
+
+
+class ReplyMode(models.TextChoices):
+    NONE = "none", _("Not allowed")
+    TEXT = "text", _("Allowed")
+    FILES = "files", _("Allowed with files")
+
+
+class Verification(models.TextChoices):
+    OPENING_CODE = "opening_code", _("Opening code")
+    EMAIL_CODE = "email_code", _("Email code")
+    SMS_CODE = "sms_code", _("SMS code")
+    PASSWORD = "password", _("Password")
+
+
+class Message(models.Model):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organisation = models.ForeignKey(
+        "accounts.Organisation", on_delete=models.PROTECT, related_name="messages"
+    )
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sent_messages"
+    )
+    subject = models.CharField(_("subject"), max_length=200)
+    state = models.CharField(
+        max_length=10, choices=MessageState.choices, default=MessageState.DRAFT
+    )
+    delivery = models.CharField(max_length=10, choices=Delivery.choices, blank=True)
+    expires_at = models.DateTimeField()
+    max_opens = models.PositiveSmallIntegerField(default=1)
+    notify_on_open = models.BooleanField(default=True)
+    show_subject = models.BooleanField(default=True)
+    keep_copy = models.BooleanField(default=False)
+    language = models.CharField(max_length=5, default="en")
+    reply_mode = models.CharField(max_length=10, choices=ReplyMode.choices, default=ReplyMode.NONE)
+    file_count = models.PositiveIntegerField(default=0)
+    attachment_bytes = models.BigIntegerField(default=0)  # plaintext size of the files
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    blobs_deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organisation", "state", "sent_at"]),
+            models.Index(fields=["sender", "created_at"]),
+            models.Index(fields=["state", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.subject}"
+
+    @property
+    def reference(self) -> str:
+        return "M-" + self.public_id.hex[:8].upper()
+
+
+class BlobKind(models.TextChoices):
+    MANIFEST = "manifest", "Manifest"
+    FILE = "file", "File"
+
+
+class Blob(models.Model):
+    """One ciphertext payload, stored as numbered chunk objects (resumable, streamable)."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="blobs")
+    kind = models.CharField(max_length=10, choices=BlobKind.choices)
+    # The manifest's id for this file; random, it names nothing.
+    file_ref = models.CharField(max_length=64, blank=True)
+    size = models.BigIntegerField()  # declared ciphertext size
+    stored = models.BigIntegerField(default=0)
+    chunk_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "file_ref"], name="blob_message_ref"),
+        ]
+
+    @property
+    def complete(self) -> bool:
+        return self.stored == self.size
+
+
+class BlobChunk(models.Model):
+    blob = models.ForeignKey(Blob, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    offset = models.BigIntegerField()
+    size = models.PositiveIntegerField()
+    storage_name = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["blob", "index"], name="blobchunk_blob_index"),
+        ]
+        ordering = ["index"]
+
+
+class Grant(models.Model):
+    """One recipient's access to a message: the server's half of their key."""
+
+    token = models.CharField(max_length=64, unique=True)  # in the link; also the KDF salt
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="grants")
+    email = models.EmailField(max_length=254)
+    phone = models.CharField(max_length=32, blank=True)
+    verification = models.CharField(max_length=20, choices=Verification.choices)
+    server_secret = models.BinaryField(null=True, blank=True)
+    wrapped_key = models.BinaryField(null=True, blank=True)
+    # HMACs (keyed by the server's secret key) of the proofs the server checks.
+    password_verifier_hash = models.CharField(max_length=64, blank=True)
+    opening_code_hash = models.CharField(max_length=64, blank=True)
+    opens = models.PositiveSmallIntegerField(default=0)
+    max_opens = models.PositiveSmallIntegerField(default=1)
+    expires_at = models.DateTimeField()
+    first_opened_at = models.DateTimeField(null=True, blank=True)
+    last_opened_at = models.DateTimeField(null=True, blank=True)
+    # Downloads authorised by the last open stay possible until then.
+    downloads_until = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    wiped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at", "wiped_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.message.reference} → {self.email}"

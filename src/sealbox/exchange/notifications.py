@@ -1,0 +1,106 @@
+"""Emails of the exchange: the recipient's link, codes, and open notices to the sender.
+
+Emails that carry a link or a code are sealed in the task queue (never stored in clear).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.http import HttpRequest
+
+from sealbox.audit import services as audit
+from sealbox.exchange.models import Grant, Message, Verification
+from sealbox.notify import services as notify
+
+
+def _context(message: Message, grant: Grant) -> dict:
+    return {
+        "organisation": message.organisation.name,
+        "sender_name": message.sender.display_name,
+        "sender_email": message.sender.email,
+        "subject": message.subject if message.show_subject else "",
+        "expires_at": message.expires_at,
+        "grant": grant,
+        "verification": grant.verification,
+    }
+
+
+def _send(grant: Grant, template: str, context: dict, *, sensitive: bool) -> None:
+    notify.send_templated_email(
+        grant.email,
+        subject_template=f"exchange/email/{template}_subject.txt",
+        text_template=f"exchange/email/{template}.txt",
+        html_template=f"exchange/email/{template}.html",
+        context=context,
+        language=grant.message.language,
+        sensitive=sensitive,
+    )
+
+
+def send_recipient_notification(
+    message: Message,
+    grant: Grant,
+    link: str,
+    *,
+    opening_code: str = "",
+    request: HttpRequest | None = None,
+) -> None:
+    """Email the recipient their link (and the opening code, here or in a second email)."""
+    separate = message.organisation.opening_code_in_separate_email
+    context = _context(message, grant) | {"link": link}
+    if opening_code and not separate:
+        context["opening_code"] = opening_code
+    _send(grant, "notification", context, sensitive=True)
+    if opening_code and separate:
+        _send(
+            grant,
+            "opening_code",
+            _context(message, grant) | {"opening_code": opening_code},
+            sensitive=True,
+        )
+    audit.record(
+        "notification.sent",
+        organisation=message.organisation,
+        actor=message.sender,
+        target=message,
+        request=request,
+        details={
+            "reference": message.reference,
+            "to": grant.email,
+            "opening_code": "separate email"
+            if opening_code and separate
+            else ("same email" if opening_code else "none"),
+        },
+    )
+
+
+def send_recipient_code(grant: Grant, code: str) -> None:
+    _send(grant, "code", _context(grant.message, grant) | {"code": code}, sensitive=True)
+
+
+def send_open_notification(grant: Grant, opened_at: datetime) -> None:
+    message = grant.message
+    sender = message.sender
+    notify.send_templated_email(
+        sender.email,
+        subject_template="exchange/email/opened_subject.txt",
+        text_template="exchange/email/opened.txt",
+        context={
+            "recipient": grant.email,
+            "subject": message.subject,
+            "reference": message.reference,
+            "opened_at": opened_at,
+            "opens": grant.opens,
+            "max_opens": grant.max_opens,
+        },
+        language=sender.language,
+    )
+
+
+__all__ = [
+    "Verification",
+    "send_open_notification",
+    "send_recipient_code",
+    "send_recipient_notification",
+]

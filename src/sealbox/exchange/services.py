@@ -1,0 +1,843 @@
+"""Business rules of secure messages: create, upload, finalise, open, expire, destroy.
+
+The sender's device encrypts; the server checks sizes, limits and proofs, counts opens
+atomically, and wipes what it holds when a grant dies (cryptographic erasure).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.db.models import F, Q
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+
+from sealbox import clock
+from sealbox.accounts.models import Organisation, User
+from sealbox.audit import services as audit
+from sealbox.crypto import CryptoError, links
+from sealbox.crypto.grants import SERVER_SECRET_LENGTH, WRAPPED_KEY_LENGTH
+from sealbox.exchange import storage
+from sealbox.exchange.models import (
+    Blob,
+    BlobChunk,
+    BlobKind,
+    Delivery,
+    Grant,
+    Message,
+    MessageState,
+    ReplyMode,
+    Verification,
+)
+from sealbox.formats import human_size
+from sealbox.http import client_ip
+from sealbox.ratelimit import services as ratelimit
+from sealbox.ratelimit.services import Rule
+
+RECORD_SIZE = 65536
+HEADER_SIZE = 21  # RFC 8188 header with an empty key id
+RECORD_OVERHEAD = 17  # tag and delimiter
+MAX_CHUNK_BYTES = 16 * 1024 * 1024
+MAX_MANIFEST_BYTES = 8 * 1024 * 1024
+MAX_RECIPIENTS = 50
+MAX_FILES = 100
+MAX_OPENS = 99
+DRAFT_LIFETIME = timedelta(hours=24)
+DOWNLOAD_WINDOW = timedelta(hours=1)
+UNLOCK_FAILURES_PER_GRANT = Rule("unlock-grant", 10, timedelta(hours=1))
+UNLOCK_FAILURES_PER_IP = Rule("unlock-ip", 20, timedelta(hours=1))
+OPENING_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U
+OPENING_CODE_LENGTH = 8
+
+
+class ExchangeError(Exception):
+    """A request the rules refuse. `status` is the HTTP status the API answers with."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        code: str = "invalid",
+        field: str = "",
+        retry_after: int = 0,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.field = field
+        self.retry_after = retry_after
+
+
+# --- Proof hashing ------------------------------------------------------------------
+
+
+def _proof_key() -> bytes:
+    return hmac.new(
+        settings.SECRET_KEY.encode(), b"sealbox grant proof v1", hashlib.sha256
+    ).digest()
+
+
+def proof_hash(grant_token: str, kind: str, value: str | bytes) -> str:
+    """HMAC of a proof (opening code, password verifier) bound to its grant.
+
+    Keyed by the server's secret key, so a copy of the database alone cannot test
+    guesses against it."""
+    raw = value.encode() if isinstance(value, str) else value
+    message = grant_token.encode() + b"\n" + kind.encode() + b"\n" + raw
+    return hmac.new(_proof_key(), message, hashlib.sha256).hexdigest()
+
+
+def new_opening_code() -> str:
+    code = "".join(secrets.choice(OPENING_CODE_ALPHABET) for _ in range(OPENING_CODE_LENGTH))
+    return f"{code[:4]}-{code[4:]}"
+
+
+def set_opening_code(grant: Grant) -> str:
+    """Give the grant a fresh opening code; only its HMAC is kept."""
+    code = new_opening_code()
+    grant.opening_code_hash = proof_hash(grant.token, "opening", code)
+    return code
+
+
+def normalise_opening_code(text: str) -> str:
+    cleaned = "".join(ch for ch in text.upper() if ch.isalnum())
+    return f"{cleaned[:4]}-{cleaned[4:]}" if len(cleaned) == OPENING_CODE_LENGTH else cleaned
+
+
+# --- Sizes and limits ------------------------------------------------------------------
+
+
+def plaintext_size(ciphertext_size: int, rs: int = RECORD_SIZE) -> int:
+    """The plaintext size of an unpadded RFC 8188 payload of this ciphertext size."""
+    body = ciphertext_size - HEADER_SIZE
+    if body < RECORD_OVERHEAD:
+        raise ExchangeError(_("A file is too small to be a valid encrypted payload."))
+    records = -(-body // rs)
+    return body - records * RECORD_OVERHEAD
+
+
+def count_sent_since(organisation: Organisation, since: datetime) -> int:
+    return Message.objects.filter(organisation=organisation, sent_at__gte=since).count()
+
+
+def month_start(now: datetime) -> datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def check_monthly_quota(organisation: Organisation) -> None:
+    limit = organisation.plan.messages_per_month
+    if limit is None:
+        return
+    if count_sent_since(organisation, month_start(clock.now())) >= limit:
+        raise ExchangeError(
+            _(
+                "Your organisation has sent its %(limit)d messages for this month. "
+                "Ask your administrator about a larger plan."
+            )
+            % {"limit": limit},
+            status=403,
+            code="quota",
+        )
+
+
+def latest_expiry(organisation: Organisation, now: datetime) -> datetime:
+    return now + timedelta(days=organisation.plan.max_retention_days)
+
+
+# --- Creating and uploading ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecipientSpec:
+    email: str
+    verification: str
+    grant_token: str
+    server_secret: bytes
+    wrapped_key: bytes
+    phone: str = ""
+    password_verifier: bytes | None = None
+
+
+@dataclass(frozen=True)
+class BlobSpec:
+    kind: str
+    size: int
+    file_ref: str = ""
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    subject: str
+    expires_at: datetime
+    recipients: list[RecipientSpec]
+    blobs: list[BlobSpec]
+    max_opens: int = 1
+    notify_on_open: bool = True
+    show_subject: bool = True
+    keep_copy: bool = False
+    language: str = "en"
+    reply_mode: str = ReplyMode.NONE
+    delivery: str = Delivery.EMAIL
+
+
+@dataclass(frozen=True)
+class CreatedMessage:
+    message: Message
+    opening_codes: dict[str, str]  # grant token → code, shown once to the sender
+
+
+def _validate_recipient(spec: RecipientSpec, index: int) -> None:
+    field = f"recipients[{index}]"
+    if spec.verification not in Verification.values:
+        raise ExchangeError(
+            _("Choose how the recipient proves who they are."), field=f"{field}.verification"
+        )
+    if spec.verification == Verification.SMS_CODE and not spec.phone:
+        raise ExchangeError(
+            _("An SMS code needs the recipient's mobile phone."), field=f"{field}.phone"
+        )
+    if spec.verification == Verification.PASSWORD and not spec.password_verifier:
+        raise ExchangeError(
+            _("A password is needed for this recipient."), field=f"{field}.password"
+        )
+    if not links.GRANT_TOKEN_RE.fullmatch(spec.grant_token or ""):
+        raise ExchangeError(_("A recipient's link token is malformed."), field=field)
+    if len(spec.server_secret) != SERVER_SECRET_LENGTH:
+        raise ExchangeError(_("A recipient's server secret is malformed."), field=field)
+    if len(spec.wrapped_key) != WRAPPED_KEY_LENGTH:
+        raise ExchangeError(_("A recipient's wrapped key is malformed."), field=field)
+
+
+def _validate_blobs(organisation: Organisation, blobs: list[BlobSpec]) -> int:
+    """Check sizes against the plan; return the plaintext total of the files."""
+    manifests = [b for b in blobs if b.kind == BlobKind.MANIFEST]
+    files = [b for b in blobs if b.kind == BlobKind.FILE]
+    if len(manifests) != 1 or len(manifests) + len(files) != len(blobs):
+        raise ExchangeError(_("A message has exactly one manifest and its files."))
+    if not 0 < manifests[0].size <= MAX_MANIFEST_BYTES:
+        raise ExchangeError(_("The message text is too long."), field="message")
+    if len(files) > MAX_FILES:
+        raise ExchangeError(_("Attach at most %(n)d files.") % {"n": MAX_FILES}, field="files")
+    refs = [b.file_ref for b in files]
+    if any(not ref or len(ref) > 64 for ref in refs) or len(set(refs)) != len(refs):
+        raise ExchangeError(_("Each file needs its own reference."), field="files")
+    total = sum(plaintext_size(b.size) for b in files)
+    limit = organisation.plan.max_send_bytes
+    if files and limit == 0:
+        raise ExchangeError(
+            _("Your plan does not allow attachments."), status=413, code="too_large", field="files"
+        )
+    if limit is not None and total > limit:
+        raise ExchangeError(
+            _("The attachments total %(total)s; your plan allows %(limit)s per message.")
+            % {"total": human_size(total), "limit": human_size(limit)},
+            status=413,
+            code="too_large",
+            field="files",
+        )
+    return total
+
+
+def create_message(
+    sender: User, spec: MessageSpec, *, request: HttpRequest | None = None
+) -> CreatedMessage:
+    """Record a draft message with its grants and empty blobs, ready for upload."""
+    organisation = sender.organisation
+    now = clock.now()
+    subject = spec.subject.strip()
+    if not subject:
+        raise ExchangeError(_("Write a subject."), field="subject")
+    if not spec.recipients:
+        raise ExchangeError(_("Add at least one recipient."), field="recipients")
+    if len(spec.recipients) > MAX_RECIPIENTS:
+        raise ExchangeError(
+            _("Send to at most %(n)d recipients at once.") % {"n": MAX_RECIPIENTS},
+            field="recipients",
+        )
+    if not 1 <= spec.max_opens <= MAX_OPENS:
+        raise ExchangeError(_("Maximum opens must be between 1 and 99."), field="max_opens")
+    if spec.expires_at <= now:
+        raise ExchangeError(_("The expiry must be in the future."), field="expires_at")
+    if spec.expires_at > latest_expiry(organisation, now) + timedelta(minutes=5):
+        raise ExchangeError(
+            _("Your plan keeps messages at most %(days)d days.")
+            % {"days": organisation.plan.max_retention_days},
+            field="expires_at",
+        )
+    if spec.language not in dict(settings.LANGUAGES):
+        raise ExchangeError(_("Choose English or French."), field="language")
+    if spec.reply_mode not in ReplyMode.values:
+        raise ExchangeError(_("Choose a reply option."), field="reply_mode")
+    if spec.delivery not in Delivery.values:
+        raise ExchangeError(_("Choose Send or Create links."), field="delivery")
+    for index, recipient in enumerate(spec.recipients):
+        _validate_recipient(recipient, index)
+    tokens = [r.grant_token for r in spec.recipients]
+    if len(set(tokens)) != len(tokens) or Grant.objects.filter(token__in=tokens).exists():
+        raise ExchangeError(_("A recipient's link token is already used."), status=409)
+    attachment_bytes = _validate_blobs(organisation, spec.blobs)
+    check_monthly_quota(organisation)
+
+    opening_codes: dict[str, str] = {}
+    with transaction.atomic():
+        message = Message.objects.create(
+            organisation=organisation,
+            sender=sender,
+            subject=subject,
+            expires_at=spec.expires_at,
+            max_opens=spec.max_opens,
+            notify_on_open=spec.notify_on_open,
+            show_subject=spec.show_subject,
+            keep_copy=spec.keep_copy,
+            language=spec.language,
+            reply_mode=spec.reply_mode,
+            delivery=spec.delivery,
+            file_count=sum(1 for b in spec.blobs if b.kind == BlobKind.FILE),
+            attachment_bytes=attachment_bytes,
+            created_at=now,
+        )
+        Blob.objects.bulk_create(
+            [
+                Blob(message=message, kind=b.kind, size=b.size, file_ref=b.file_ref or "")
+                for b in spec.blobs
+            ]
+        )
+        for recipient in spec.recipients:
+            grant = Grant(
+                token=recipient.grant_token,
+                message=message,
+                email=recipient.email.strip().lower(),
+                phone=recipient.phone,
+                verification=recipient.verification,
+                server_secret=recipient.server_secret,
+                wrapped_key=recipient.wrapped_key,
+                max_opens=spec.max_opens,
+                expires_at=spec.expires_at,
+            )
+            if recipient.verification == Verification.PASSWORD:
+                grant.password_verifier_hash = proof_hash(
+                    grant.token, "password", recipient.password_verifier
+                )
+            if (
+                recipient.verification == Verification.OPENING_CODE
+                and spec.delivery == Delivery.LINKS
+            ):
+                # The sender delivers the link and this code; shown to them once.
+                opening_codes[grant.token] = set_opening_code(grant)
+            grant.save()
+        audit.record(
+            "message.created",
+            actor=sender,
+            target=message,
+            request=request,
+            details={
+                "reference": message.reference,
+                "recipients": len(spec.recipients),
+                "files": message.file_count,
+            },
+        )
+    return CreatedMessage(message, opening_codes)
+
+
+def message_for_sender(user: User, public_id) -> Message:
+    """The user's own message, or (for an administrator) one of their organisation's."""
+    query = Message.objects.select_related("organisation", "sender").filter(
+        public_id=public_id, organisation=user.organisation
+    )
+    if not user.is_org_admin:
+        query = query.filter(sender=user)
+    message = query.first()
+    if message is None:
+        raise ExchangeError(_("No such message."), status=404, code="not_found")
+    return message
+
+
+def draft_blob(user: User, message_id, blob_id) -> Blob:
+    message = message_for_sender(user, message_id)
+    if message.sender_id != user.pk:
+        raise ExchangeError(_("No such message."), status=404, code="not_found")
+    if message.state != MessageState.DRAFT:
+        raise ExchangeError(_("This message is already sent."), status=409, code="sent")
+    blob = message.blobs.filter(public_id=blob_id).first()
+    if blob is None:
+        raise ExchangeError(_("No such file."), status=404, code="not_found")
+    return blob
+
+
+def store_chunk(blob: Blob, offset: int, length: int, source) -> Blob:
+    """Append one chunk at `offset` (which must be what is stored so far)."""
+    if offset != blob.stored:
+        raise ExchangeError(
+            _("Upload out of order: the server has %(stored)d bytes of this file.")
+            % {"stored": blob.stored},
+            status=409,
+            code="offset",
+            retry_after=0,
+        )
+    if length <= 0 or length > MAX_CHUNK_BYTES:
+        raise ExchangeError(
+            _("A chunk must have between 1 byte and 16 MiB."), status=413, code="chunk_size"
+        )
+    if offset + length > blob.size:
+        raise ExchangeError(
+            _("This chunk goes past the announced size of the file."), status=413, code="too_large"
+        )
+    name = storage.chunk_name(blob.message.public_id, blob.public_id, blob.chunk_count)
+    try:
+        stored_name = storage.write_chunk(name, source, length)
+    except storage.ShortBody:
+        raise ExchangeError(
+            _("The upload was interrupted. Send this chunk again."), code="short_body"
+        ) from None
+    with transaction.atomic():
+        current = Blob.objects.select_for_update().get(pk=blob.pk)
+        if current.stored != offset:
+            storage.delete(stored_name)
+            raise ExchangeError(
+                _("Another upload of this file is running."), status=409, code="offset"
+            )
+        BlobChunk.objects.create(
+            blob=current,
+            index=current.chunk_count,
+            offset=offset,
+            size=length,
+            storage_name=stored_name,
+        )
+        current.stored = offset + length
+        current.chunk_count += 1
+        current.save(update_fields=["stored", "chunk_count"])
+    return current
+
+
+@dataclass(frozen=True)
+class Notification:
+    grant_token: str
+    link: str
+
+
+def finalise(
+    sender: User,
+    message: Message,
+    notifications: list[Notification] | None,
+    *,
+    request: HttpRequest | None = None,
+) -> Message:
+    """Make a fully uploaded message visible to its recipients; email them if asked.
+
+    With `notifications`, the sender's device handed over each recipient's link so the
+    server can email it: the link is sealed into the email task and never stored."""
+    from sealbox.exchange import notifications as notify
+
+    if message.state != MessageState.DRAFT:
+        raise ExchangeError(_("This message is already sent."), status=409, code="sent")
+    incomplete = [b for b in message.blobs.all() if not b.complete]
+    if incomplete:
+        raise ExchangeError(
+            _("%(n)d file(s) are not completely uploaded yet.") % {"n": len(incomplete)},
+            status=409,
+            code="incomplete",
+        )
+    grants = {g.token: g for g in message.grants.all()}
+    links_by_grant: dict[str, str] = {}
+    if (notifications is not None) != (message.delivery == Delivery.EMAIL):
+        raise ExchangeError(
+            _("Send needs each recipient's link; Create links sends no email."),
+            field="links",
+        )
+    if notifications is not None:
+        for item in notifications:
+            grant = grants.get(item.grant_token)
+            try:
+                parsed = links.parse_link(item.link, settings.SEALBOX_BASE_URL)
+            except CryptoError:
+                raise ExchangeError(_("A recipient's link is malformed."), field="links") from None
+            if grant is None or parsed.grant_token != item.grant_token:
+                raise ExchangeError(_("A link does not belong to this message."), field="links")
+            links_by_grant[grant.token] = item.link
+        if set(links_by_grant) != set(grants):
+            raise ExchangeError(_("Every recipient needs a link to email."), field="links")
+    check_monthly_quota(message.organisation)
+    now = clock.now()
+    if message.expires_at <= now:
+        raise ExchangeError(_("The expiry must be in the future."), field="expires_at")
+    with transaction.atomic():
+        message.state = MessageState.SENT
+        message.sent_at = now
+        message.save(update_fields=["state", "sent_at"])
+        audit.record(
+            "message.sent",
+            actor=sender,
+            target=message,
+            request=request,
+            details={
+                "reference": message.reference,
+                "delivery": message.delivery,
+                "recipients": len(grants),
+                "files": message.file_count,
+                "bytes": message.attachment_bytes,
+            },
+        )
+        for token, link in links_by_grant.items():
+            grant = grants[token]
+            code = ""
+            if grant.verification == Verification.OPENING_CODE:
+                code = set_opening_code(grant)
+                grant.save(update_fields=["opening_code_hash"])
+            notify.send_recipient_notification(
+                message, grant, link, opening_code=code, request=request
+            )
+    return message
+
+
+# --- Opening ----------------------------------------------------------------------------
+
+
+class GrantState:
+    OPEN = "open"
+    EXPIRED = "expired"
+    DELETED = "deleted"
+    USED_UP = "used_up"
+    NOT_SENT = "not_sent"
+
+
+def grant_state(grant: Grant, now: datetime | None = None) -> str:
+    now = now or clock.now()
+    if grant.message.state == MessageState.DRAFT:
+        return GrantState.NOT_SENT
+    if grant.revoked_at or grant.message.state == MessageState.DELETED:
+        return GrantState.DELETED
+    if grant.expires_at <= now:
+        return GrantState.EXPIRED
+    if grant.opens >= grant.max_opens:
+        return GrantState.USED_UP
+    if grant.server_secret is None:
+        return GrantState.EXPIRED
+    return GrantState.OPEN
+
+
+def find_grant(token: str) -> Grant:
+    grant = (
+        Grant.objects.select_related("message", "message__sender", "message__organisation")
+        .filter(token=token)
+        .first()
+    )
+    if grant is None or grant.message.state == MessageState.DRAFT:
+        raise ExchangeError(
+            _("This link is not valid. Check that you copied all of it."),
+            status=404,
+            code="not_found",
+        )
+    return grant
+
+
+def ensure_open(grant: Grant) -> None:
+    if grant_state(grant) != GrantState.OPEN:
+        raise ExchangeError(
+            _("This message is no longer available. Ask the sender to send it again."),
+            status=410,
+            code="gone",
+        )
+
+
+def _check_unlock_limits(grant: Grant, ip: str) -> None:
+    for rule, key in ((UNLOCK_FAILURES_PER_GRANT, grant.token), (UNLOCK_FAILURES_PER_IP, ip)):
+        decision = ratelimit.check(rule, key)
+        if not decision.allowed:
+            raise ExchangeError(
+                _("Too many failed attempts. Try again in %(n)d minutes.")
+                % {"n": decision.retry_after_minutes},
+                status=429,
+                code="throttled",
+                retry_after=decision.retry_after,
+            )
+
+
+def _verification_failed(
+    grant: Grant, ip: str, request: HttpRequest | None, reason: str, message: str
+) -> ExchangeError:
+    with transaction.atomic():
+        ratelimit.hit(UNLOCK_FAILURES_PER_GRANT, grant.token)
+        ratelimit.hit(UNLOCK_FAILURES_PER_IP, ip)
+        _record_recipient(
+            grant,
+            "grant.verification_failed",
+            request,
+            details={"method": grant.verification, "reason": reason},
+        )
+    return ExchangeError(message, status=403, code="verification_failed")
+
+
+def _record_recipient(
+    grant: Grant, action: str, request: HttpRequest | None, details: dict | None = None
+) -> None:
+    audit.record(
+        action,
+        organisation=grant.message.organisation,
+        actor_type="recipient",
+        actor_id=str(grant.pk),
+        actor_label=grant.email,
+        target=grant.message,
+        request=request,
+        details={"reference": grant.message.reference, **(details or {})},
+    )
+
+
+def code_binding(grant: Grant) -> str:
+    return f"grant:{grant.pk}"
+
+
+def check_proof(
+    grant: Grant,
+    *,
+    code: str = "",
+    password_verifier: bytes | None = None,
+    request: HttpRequest | None = None,
+) -> None:
+    """Check the proof the grant's verification method asks for; failures count."""
+    from sealbox.exchange import codes
+
+    ip = (client_ip(request) if request else None) or "unknown"
+    _check_unlock_limits(grant, ip)
+    method = grant.verification
+    if method == Verification.OPENING_CODE:
+        expected = grant.opening_code_hash
+        given = proof_hash(grant.token, "opening", normalise_opening_code(code or ""))
+        if not code or not hmac.compare_digest(expected, given):
+            raise _verification_failed(
+                grant, ip, request, "wrong opening code", _("This opening code is not correct.")
+            )
+    elif method == Verification.PASSWORD:
+        if not password_verifier or not hmac.compare_digest(
+            grant.password_verifier_hash,
+            proof_hash(grant.token, "password", password_verifier),
+        ):
+            raise _verification_failed(
+                grant, ip, request, "wrong password", _("This password is not correct.")
+            )
+    else:
+        ok, error = codes.check(grant, code or "")
+        if not ok:
+            raise _verification_failed(grant, ip, request, "wrong code", error)
+
+
+@dataclass(frozen=True)
+class Unlocked:
+    grant: Grant
+    server_secret: bytes
+    wrapped_key: bytes
+    opens_left: int
+    downloads: list[tuple[Blob, str]]  # blob, download authorisation
+
+
+def unlock(
+    token: str,
+    *,
+    code: str = "",
+    password_verifier: bytes | None = None,
+    request: HttpRequest | None = None,
+) -> Unlocked:
+    """Check the proof, count one open atomically, release the grant's server half."""
+    grant = find_grant(token)
+    ensure_open(grant)
+    check_proof(grant, code=code, password_verifier=password_verifier, request=request)
+    now = clock.now()
+    with transaction.atomic():
+        # One conditional UPDATE: concurrent unlocks can never exceed the maximum.
+        counted = Grant.objects.filter(
+            pk=grant.pk,
+            opens__lt=F("max_opens"),
+            expires_at__gt=now,
+            revoked_at__isnull=True,
+            server_secret__isnull=False,
+        ).update(opens=F("opens") + 1, last_opened_at=now, downloads_until=now + DOWNLOAD_WINDOW)
+        if not counted:
+            raise ExchangeError(
+                _("This message is no longer available. Ask the sender to send it again."),
+                status=410,
+                code="gone",
+            )
+        grant = (
+            Grant.objects.select_for_update()
+            .select_related("message", "message__sender", "message__organisation")
+            .get(pk=grant.pk)
+        )
+        server_secret = bytes(grant.server_secret)
+        wrapped_key = bytes(grant.wrapped_key)
+        first_open = grant.first_opened_at is None
+        if first_open:
+            grant.first_opened_at = now
+            grant.save(update_fields=["first_opened_at"])
+        if grant.opens >= grant.max_opens:
+            _wipe(grant, now)  # the last open: the server forgets its half at once
+        ratelimit.clear(UNLOCK_FAILURES_PER_GRANT, grant.token)
+        _record_recipient(
+            grant,
+            "message.opened",
+            request,
+            details={"open": grant.opens, "max_opens": grant.max_opens},
+        )
+        if grant.message.notify_on_open:
+            from sealbox.exchange import notifications as notify
+
+            notify.send_open_notification(grant, now)
+    blobs = list(grant.message.blobs.order_by("kind", "id"))
+    downloads = [(blob, download_authorisation(grant, blob)) for blob in blobs]
+    return Unlocked(grant, server_secret, wrapped_key, grant.max_opens - grant.opens, downloads)
+
+
+def _wipe(grant: Grant, now: datetime) -> None:
+    Grant.objects.filter(pk=grant.pk).update(server_secret=None, wrapped_key=None, wiped_at=now)
+    grant.server_secret = None
+    grant.wrapped_key = None
+    grant.wiped_at = now
+
+
+DOWNLOAD_SALT = "sealbox.exchange.download"
+
+
+def download_authorisation(grant: Grant, blob: Blob) -> str:
+    return signing.dumps(
+        {"g": grant.pk, "b": str(blob.public_id)}, salt=DOWNLOAD_SALT, compress=False
+    )
+
+
+def authorised_download(authorisation: str) -> tuple[Grant, Blob]:
+    """The grant and blob an authorisation names, if it and the grant are still valid."""
+    try:
+        data = signing.loads(
+            authorisation, salt=DOWNLOAD_SALT, max_age=DOWNLOAD_WINDOW.total_seconds()
+        )
+    except signing.BadSignature:
+        raise ExchangeError(
+            _("This download link has expired. Open the message again."), status=403, code="expired"
+        ) from None
+    grant = Grant.objects.select_related("message").filter(pk=data["g"]).first()
+    now = clock.now()
+    if (
+        grant is None
+        or grant.revoked_at
+        or grant.message.state != MessageState.SENT
+        or grant.expires_at <= now
+        or not grant.downloads_until
+        or grant.downloads_until <= now
+        or grant.message.blobs_deleted_at
+    ):
+        raise ExchangeError(
+            _("This message is no longer available. Ask the sender to send it again."),
+            status=410,
+            code="gone",
+        )
+    blob = grant.message.blobs.filter(public_id=data["b"]).first()
+    if blob is None:
+        raise ExchangeError(_("No such file."), status=404, code="not_found")
+    return grant, blob
+
+
+def record_download(grant: Grant, blob: Blob, request: HttpRequest | None) -> None:
+    if blob.kind == BlobKind.FILE:
+        _record_recipient(
+            grant, "file.downloaded", request, details={"file": blob.file_ref, "bytes": blob.size}
+        )
+
+
+def blob_chunk_names(blob: Blob) -> list[str]:
+    return list(blob.chunks.order_by("index").values_list("storage_name", flat=True))
+
+
+# --- Destruction -------------------------------------------------------------------------
+
+
+def delete_message(user: User, message: Message, *, request: HttpRequest | None = None) -> None:
+    """Revoke every grant at once and delete the ciphertext (sender or administrator)."""
+    if message.state == MessageState.DELETED:
+        return
+    now = clock.now()
+    with transaction.atomic():
+        message.grants.filter(revoked_at__isnull=True).update(revoked_at=now)
+        message.grants.filter(wiped_at__isnull=True).update(
+            server_secret=None, wrapped_key=None, wiped_at=now
+        )
+        message.state = MessageState.DELETED
+        message.deleted_at = now
+        message.save(update_fields=["state", "deleted_at"])
+        audit.record(
+            "message.deleted",
+            actor=user,
+            target=message,
+            request=request,
+            organisation=message.organisation,
+            details={"reference": message.reference},
+        )
+    delete_blobs(message)
+
+
+def delete_blobs(message: Message) -> None:
+    names = list(
+        BlobChunk.objects.filter(blob__message=message).values_list("storage_name", flat=True)
+    )
+    for name in names:
+        storage.delete(name)
+    with transaction.atomic():
+        BlobChunk.objects.filter(blob__message=message).delete()
+        Message.objects.filter(pk=message.pk).update(blobs_deleted_at=clock.now())
+    message.blobs_deleted_at = clock.now()
+
+
+@dataclass
+class PurgeReport:
+    grants_wiped: int = 0
+    messages_expired: int = 0
+    blobs_deleted: int = 0
+    drafts_removed: int = 0
+
+
+def purge(now: datetime | None = None) -> PurgeReport:
+    """Wipe dead grants, delete ciphertext nobody can open any more, drop stale drafts."""
+    now = now or clock.now()
+    report = PurgeReport()
+    dead = (
+        Grant.objects.filter(wiped_at__isnull=True)
+        .filter(Q(expires_at__lte=now) | Q(revoked_at__isnull=False) | Q(opens__gte=F("max_opens")))
+        .exclude(message__state=MessageState.DRAFT)
+    )
+    for grant in dead.select_related("message", "message__organisation"):
+        with transaction.atomic():
+            _wipe(grant, now)
+            if grant.expires_at <= now and not grant.revoked_at:
+                _record_recipient(grant, "grant.expired", None)
+        report.grants_wiped += 1
+    finished = Message.objects.filter(state=MessageState.SENT, blobs_deleted_at__isnull=True)
+    for message in finished.select_related("organisation"):
+        alive = (
+            message.grants.filter(Q(wiped_at__isnull=True) | Q(downloads_until__gt=now))
+            .filter(revoked_at__isnull=True, expires_at__gt=now)
+            .exists()
+        )
+        if alive:
+            continue
+        with transaction.atomic():
+            if message.expires_at <= now:
+                audit.record(
+                    "message.expired",
+                    organisation=message.organisation,
+                    target=message,
+                    details={"reference": message.reference},
+                )
+                report.messages_expired += 1
+        delete_blobs(message)
+        report.blobs_deleted += 1
+    stale = Message.objects.filter(state=MessageState.DRAFT, created_at__lte=now - DRAFT_LIFETIME)
+    for message in stale:
+        delete_blobs(message)
+        message.delete()
+        report.drafts_removed += 1
+    return report

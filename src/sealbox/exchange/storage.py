@@ -1,0 +1,64 @@
+"""Ciphertext chunks in blob storage (local folder or S3), written and read as streams."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+READ_SIZE = 1024 * 1024
+
+
+class ShortBody(Exception):
+    """The request body ended before the announced length."""
+
+
+class LimitedStream(io.RawIOBase):
+    """Exactly `length` bytes of a request body, read piece by piece (never held whole)."""
+
+    def __init__(self, source, length: int):
+        self.source = source
+        self.remaining = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.remaining <= 0:
+            return 0
+        data = self.source.read(min(len(buffer), self.remaining, READ_SIZE))
+        if not data:
+            raise ShortBody()
+        buffer[: len(data)] = data
+        self.remaining -= len(data)
+        return len(data)
+
+
+def chunk_name(message_id, blob_id, index: int) -> str:
+    return f"messages/{message_id}/{blob_id}/{index:06d}"
+
+
+def write_chunk(name: str, source, length: int) -> str:
+    """Stream `length` bytes from `source` into storage under `name`; return the name used."""
+    if default_storage.exists(name):
+        default_storage.delete(name)  # a partial write from an interrupted attempt
+    stream = io.BufferedReader(LimitedStream(source, length), buffer_size=READ_SIZE)
+    try:
+        return default_storage.save(name, File(stream, name=name.rsplit("/", 1)[-1]))
+    except ShortBody:
+        if default_storage.exists(name):
+            default_storage.delete(name)
+        raise
+
+
+def read_chunks(names: list[str]) -> Iterator[bytes]:
+    for name in names:
+        with default_storage.open(name, "rb") as handle:
+            while piece := handle.read(READ_SIZE):
+                yield piece
+
+
+def delete(name: str) -> None:
+    default_storage.delete(name)

@@ -1,0 +1,82 @@
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_http_methods
+
+from sealbox.accounts import services as accounts
+from sealbox.exchange import services
+from sealbox.exchange.forms import RecipientForm, SendForm
+from sealbox.exchange.models import MessageState
+
+
+@login_required
+@ensure_csrf_cookie
+def send_view(request):
+    """The send page. Its script encrypts in the browser and uses the API."""
+    user = request.user
+    organisation = user.organisation
+    plan = organisation.plan
+    form = SendForm(
+        initial={
+            "language": user.language,
+            "expires": str(min(organisation.default_expiry_days, 30))
+            if str(organisation.default_expiry_days) in ("1", "7", "30")
+            else "7",
+        }
+    )
+    context = {
+        "form": form,
+        "recipient_form": RecipientForm(prefix="r0"),
+        "plan": plan,
+        "licence": accounts.licence_summary(organisation),
+        "max_retention_days": plan.max_retention_days,
+        "max_send_bytes": "" if plan.max_send_bytes is None else plan.max_send_bytes,
+        "base_url": settings.SEALBOX_BASE_URL,
+    }
+    return render(request, "exchange/send.html", context)
+
+
+@login_required
+def message_view(request, public_id):
+    try:
+        message = services.message_for_sender(request.user, public_id)
+    except services.ExchangeError:
+        raise Http404 from None
+    grants = [(g, services.grant_state(g)) for g in message.grants.order_by("id")]
+    return render(request, "exchange/message.html", {"message": message, "grants": grants})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete_view(request, public_id):
+    try:
+        message = services.message_for_sender(request.user, public_id)
+    except services.ExchangeError:
+        raise Http404 from None
+    if message.state == MessageState.DELETED:
+        return redirect("exchange:message", public_id=message.public_id)
+    if request.method == "POST":
+        services.delete_message(request.user, message, request=request)
+        messages.success(request, _("The message is deleted: its links no longer work."))
+        return redirect("exchange:message", public_id=message.public_id)
+    return render(request, "exchange/delete.html", {"message": message})
+
+
+@never_cache
+@ensure_csrf_cookie
+def open_view(request, token):
+    """The recipient's page. It loads without secrets; its script reads the fragment."""
+    try:
+        grant = services.find_grant(token)
+    except services.ExchangeError:
+        return render(request, "exchange/open_invalid.html", status=404)
+    state = services.grant_state(grant)
+    context = {"grant": grant, "message": grant.message, "state": state}
+    if state != services.GrantState.OPEN:
+        return render(request, "exchange/open_gone.html", context, status=410)
+    return render(request, "exchange/open.html", context)

@@ -1,0 +1,330 @@
+// The send page: encrypts the message and its files on this device, then uploads the
+// ciphertext through the API. The server never sees the body, file names, contents or
+// (with "Create links") the link secrets.
+import { encrypt, encryptStream, encryptedSize } from "./ece.js";
+import { createGrant, newContentKey } from "./grants.js";
+import { buildLink, newGrantToken } from "./links.js";
+import { toBase64url } from "./b64.js";
+import { apiFetch, ApiError, formatSize, randomId } from "./transfer.js";
+
+const CHUNK_BYTES = 8 * 1024 * 1024;
+
+const form = document.getElementById("send-form");
+const strings = document.getElementById("send-strings").dataset;
+const errors = document.getElementById("send-errors");
+const recipients = document.getElementById("recipients");
+const fileInput = document.getElementById("files");
+const fileList = document.getElementById("file-list");
+const dropZone = document.getElementById("drop-zone");
+const files = []; // {file, ref, row, progress}
+let delivery = "email";
+let busy = false;
+
+// --- Recipients -----------------------------------------------------------------------
+
+function wireRecipient(item) {
+  const select = item.querySelector("select[name=verification]");
+  const passwordField = item.querySelector(".password-field");
+  const sync = () => { passwordField.hidden = select.value !== "password"; };
+  select.addEventListener("change", sync);
+  sync();
+}
+
+function addRecipient() {
+  const number = recipients.children.length + 1;
+  const html = document.getElementById("recipient-template").innerHTML.replaceAll("__n__", number);
+  const item = document.createElement("li");
+  item.className = "recipient";
+  item.innerHTML = html;
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "link-button";
+  remove.textContent = `${strings.removeRecipient} ${number}`;
+  remove.addEventListener("click", () => item.remove());
+  item.append(remove);
+  recipients.append(item);
+  wireRecipient(item);
+  item.querySelector("input[name=email]").focus();
+}
+
+recipients.querySelectorAll(".recipient").forEach(wireRecipient);
+document.getElementById("add-recipient").addEventListener("click", addRecipient);
+
+// --- Files ----------------------------------------------------------------------------
+
+function addFiles(list) {
+  for (const file of list) {
+    const row = document.getElementById("file-row-template").content.firstElementChild.cloneNode(true);
+    const entry = { file, ref: randomId(), row, progress: row.querySelector("progress") };
+    row.querySelector(".file-name").textContent = file.name;
+    row.querySelector(".file-size").textContent = formatSize(file.size);
+    entry.progress.setAttribute("aria-label", file.name);
+    const remove = row.querySelector(".remove-file");
+    remove.textContent = `${strings.remove} ${file.name}`;
+    remove.addEventListener("click", () => {
+      if (busy) return;
+      files.splice(files.indexOf(entry), 1);
+      row.remove();
+      fileInput.focus();
+    });
+    files.push(entry);
+    fileList.append(row);
+  }
+}
+
+fileInput.addEventListener("change", () => { addFiles(fileInput.files); fileInput.value = ""; });
+dropZone.addEventListener("dragover", (event) => { event.preventDefault(); dropZone.classList.add("dragging"); });
+dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dragging"));
+dropZone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dropZone.classList.remove("dragging");
+  addFiles(event.dataTransfer.files);
+});
+
+// --- Validation (the server checks everything again) -----------------------------------
+
+function readRecipients() {
+  return [...recipients.querySelectorAll(".recipient")].map((item) => ({
+    email: item.querySelector("input[name=email]").value.trim(),
+    phone: item.querySelector("input[name=phone]").value.trim(),
+    verification: item.querySelector("select[name=verification]").value,
+    password: item.querySelector("input[name=password]").value,
+    item,
+  }));
+}
+
+function expiryDate() {
+  const choice = form.elements.expires.value;
+  if (choice === "date") {
+    const value = form.elements.expiry_date.value;
+    if (!value) return null;
+    return new Date(`${value}T23:59:00`);
+  }
+  return new Date(Date.now() + Number(choice) * 24 * 3600 * 1000);
+}
+
+function validate(list) {
+  const problems = [];
+  if (!form.elements.subject.value.trim()) problems.push([strings.needSubject, form.elements.subject]);
+  for (const r of list) {
+    const emailInput = r.item.querySelector("input[name=email]");
+    if (!r.email || !emailInput.checkValidity()) problems.push([strings.needEmail, emailInput]);
+    if (r.verification === "sms_code" && !r.phone) problems.push([strings.needPhone, r.item.querySelector("input[name=phone]")]);
+    if (r.verification === "password" && r.password.length < 8) problems.push([strings.needPassword, r.item.querySelector("input[name=password]")]);
+  }
+  const expires = expiryDate();
+  const maxDays = Number(form.dataset.maxRetentionDays);
+  if (!expires || expires <= new Date()) problems.push([strings.needDate, form.elements.expiry_date]);
+  else if (expires - Date.now() > maxDays * 24 * 3600 * 1000 + 60000) problems.push([strings.tooFar, form.elements.expires]);
+  const limit = form.dataset.maxSendBytes;
+  const total = files.reduce((sum, f) => sum + f.file.size, 0);
+  if (limit !== "" && files.length && Number(limit) === 0) problems.push([strings.noAttachments, fileInput]);
+  else if (limit !== "" && total > Number(limit)) problems.push([strings.tooLarge, fileInput]);
+  return problems;
+}
+
+function showErrors(messages) {
+  errors.replaceChildren(...messages.map((text) => {
+    const p = document.createElement("p");
+    p.textContent = text;
+    return p;
+  }));
+  errors.hidden = messages.length === 0;
+  if (messages.length) errors.focus();
+}
+
+// --- Sending --------------------------------------------------------------------------
+
+const csrf = () => form.elements.csrfmiddlewaretoken.value;
+
+async function uploadBytes(messageId, blob, bytes, onProgress) {
+  for (let offset = 0; offset < bytes.length; offset += CHUNK_BYTES) {
+    const chunk = bytes.subarray(offset, offset + CHUNK_BYTES);
+    await putChunk(messageId, blob.id, offset, chunk);
+    onProgress?.(offset + chunk.length);
+  }
+}
+
+async function putChunk(messageId, blobId, offset, chunk) {
+  const url = `/api/v1/messages/${messageId}/blobs/${blobId}?offset=${offset}`;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await apiFetch(url, { method: "PUT", body: chunk, csrf: csrf(),
+        headers: { "Content-Type": "application/octet-stream" } });
+    } catch (error) {
+      // The chunk may have been stored while its answer was lost: resume from the
+      // server's count instead of sending it twice.
+      if (error instanceof ApiError && error.code === "offset") {
+        const state = await apiFetch(`/api/v1/messages/${messageId}`);
+        const stored = state.blobs.find((b) => b.id === blobId).stored;
+        if (stored === offset + chunk.length) return { stored };
+      }
+      if (attempt >= 3 || (error instanceof ApiError && error.status < 500 && error.code !== "short_body")) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+    }
+  }
+}
+
+async function uploadFile(messageId, blob, entry, contentKey) {
+  // Encrypt while reading, upload 8 MiB at a time: memory stays flat for any file size.
+  const total = encryptedSize(entry.file.size);
+  const reader = entry.file.stream().pipeThrough(encryptStream(contentKey)).getReader();
+  const buffer = new Uint8Array(CHUNK_BYTES);
+  let filled = 0;
+  let offset = 0;
+  const flush = async () => {
+    if (!filled) return;
+    await putChunk(messageId, blob.id, offset, buffer.subarray(0, filled));
+    offset += filled;
+    filled = 0;
+    entry.progress.value = Math.round((offset / total) * 100);
+  };
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    let position = 0;
+    while (position < value.length) {
+      const take = Math.min(value.length - position, CHUNK_BYTES - filled);
+      buffer.set(value.subarray(position, position + take), filled);
+      filled += take;
+      position += take;
+      if (filled === CHUNK_BYTES) await flush();
+    }
+  }
+  await flush();
+  entry.progress.value = 100;
+}
+
+async function send() {
+  const list = readRecipients();
+  const problems = validate(list);
+  if (problems.length) {
+    showErrors(problems.map(([text]) => text));
+    problems[0][1]?.focus();
+    return;
+  }
+  showErrors([]);
+  busy = true;
+  form.querySelectorAll("button[type=submit]").forEach((b) => { b.disabled = true; });
+  const status = document.getElementById("send-status");
+  document.getElementById("send-progress").hidden = false;
+  status.textContent = strings.encrypting;
+  try {
+    const contentKey = newContentKey();
+    const manifest = {
+      v: 1,
+      body: form.elements.body.value,
+      files: files.map((f) => ({ id: f.ref, name: f.file.name, type: f.file.type || "application/octet-stream", size: f.file.size })),
+    };
+    const manifestBytes = await encrypt(new TextEncoder().encode(JSON.stringify(manifest)), contentKey);
+    const grants = [];
+    for (const r of list) {
+      const token = newGrantToken();
+      const grant = await createGrant(contentKey, token, { password: r.verification === "password" ? r.password : null });
+      grants.push({ r, token, grant });
+    }
+    const payload = {
+      subject: form.elements.subject.value.trim(),
+      expires_at: expiryDate().toISOString(),
+      max_opens: Number(form.elements.max_opens.value || 1),
+      notify_on_open: form.elements.notify_on_open.checked,
+      show_subject: form.elements.show_subject.checked,
+      keep_copy: form.elements.keep_copy.checked,
+      language: form.elements.language.value,
+      reply_mode: form.elements.reply_mode.value,
+      delivery,
+      recipients: grants.map(({ r, token, grant }) => ({
+        email: r.email,
+        phone: r.phone,
+        verification: r.verification,
+        grant_token: token,
+        server_secret: toBase64url(grant.serverSecret),
+        wrapped_key: toBase64url(grant.wrappedKey),
+        password_verifier: grant.passwordVerifier ? toBase64url(grant.passwordVerifier) : null,
+      })),
+      blobs: [
+        { kind: "manifest", size: manifestBytes.length },
+        ...files.map((f) => ({ kind: "file", size: encryptedSize(f.file.size), file_ref: f.ref })),
+      ],
+    };
+    const created = await apiFetch(form.dataset.api, { method: "POST", json: payload, csrf: csrf() });
+    const manifestBlob = created.blobs.find((b) => b.kind === "manifest");
+    await uploadBytes(created.id, manifestBlob, manifestBytes);
+    for (const entry of files) {
+      const blob = created.blobs.find((b) => b.file_ref === entry.ref);
+      await uploadFile(created.id, blob, entry, contentKey);
+    }
+    status.textContent = strings.finishing;
+    const links = grants.map(({ token, grant }) => ({
+      grant_token: token,
+      link: buildLink(form.dataset.baseUrl, token, grant.linkSecret),
+    }));
+    await apiFetch(`/api/v1/messages/${created.id}/finalise`, {
+      method: "POST", csrf: csrf(), json: { links: delivery === "email" ? links : null },
+    });
+    done(created, grants, links);
+  } catch (error) {
+    const text = error instanceof ApiError ? error.message : strings.network;
+    showErrors([`${strings.failed} ${text}`]);
+    document.getElementById("send-progress").hidden = true;
+    files.forEach((f) => { f.progress.value = 0; });
+  } finally {
+    busy = false;
+    form.querySelectorAll("button[type=submit]").forEach((b) => { b.disabled = false; });
+  }
+}
+
+function done(created, grants, links) {
+  form.hidden = true;
+  const section = document.getElementById("send-done");
+  const heading = document.getElementById("send-done-heading");
+  section.hidden = false;
+  document.getElementById("send-done-message").href = `/messages/${created.id}/`;
+  if (delivery === "email") {
+    heading.textContent = strings.sent;
+    document.getElementById("send-done-text").textContent = strings.sentText;
+  } else {
+    heading.textContent = strings.links;
+    document.getElementById("send-done-text").textContent = strings.linksText;
+    const list = document.getElementById("created-links");
+    grants.forEach(({ r, token }, index) => {
+      const item = document.createElement("li");
+      const label = document.createElement("label");
+      const id = `link-${index}`;
+      label.htmlFor = id;
+      label.textContent = r.email;
+      const input = document.createElement("input");
+      input.id = id;
+      input.readOnly = true;
+      input.value = links[index].link;
+      const copy = document.createElement("button");
+      copy.type = "button";
+      copy.textContent = `${strings.copy} ${r.email}`;
+      copy.addEventListener("click", async () => {
+        input.select();
+        try { await navigator.clipboard.writeText(input.value); } catch { document.execCommand("copy"); }
+        copy.textContent = strings.copied;
+      });
+      item.append(label, input, copy);
+      const code = created.opening_codes[token];
+      if (code) {
+        const p = document.createElement("p");
+        p.textContent = `${strings.openingCode}: `;
+        const strong = document.createElement("strong");
+        strong.className = "opening-code";
+        strong.textContent = code;
+        p.append(strong);
+        item.append(p);
+      }
+      list.append(item);
+    });
+  }
+  heading.focus();
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (busy) return;
+  delivery = event.submitter?.value === "links" ? "links" : "email";
+  send();
+});
