@@ -18,9 +18,7 @@ from sealbox.twofactor.models import SMSDevice
 from tests.conftest import PASSWORD
 
 CODE = re.compile(r"\b(\d{6})\b")
-FR_TRANSLATIONS = (
-    Path(__file__).resolve().parents[2] / "src/sealbox/twofactor/fr_translations.json"
-)
+FR_TRANSLATIONS = Path(__file__).resolve().parents[2] / "src/sealbox/twofactor/fr_translations.json"
 
 
 class SMSOutbox:

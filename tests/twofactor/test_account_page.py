@@ -25,8 +25,11 @@ def test_the_licence_section_has_the_checkbox_the_phone_field_and_the_warning(
 ):
     section = licence_section(logged_in_client.get("/account/").content.decode())
     assert "Details about your license" in section
-    assert re.search(r'<label class="checkbox"><input type="checkbox" name="twofactor-enabled"'
-                     r'[^>]*> Enable 2FA authentication</label>', section)
+    assert re.search(
+        r'<label class="checkbox"><input type="checkbox" name="twofactor-enabled"'
+        r"[^>]*> Enable 2FA authentication</label>",
+        section,
+    )
     assert '<label for="id_twofactor-mobile_phone">Mobile phone</label>' in section
     assert (
         "Make sure your mobile phone number is entered correctly with the area code, as the "
@@ -90,9 +93,7 @@ def test_an_international_number_is_accepted_as_is(logged_in_client, sms_outbox)
 
 
 def test_a_number_without_area_code_is_refused_and_kept(logged_in_client, user, sms_outbox):
-    response = logged_in_client.post(
-        "/account/", {**SAVE, "twofactor-mobile_phone": "555 0100"}
-    )
+    response = logged_in_client.post("/account/", {**SAVE, "twofactor-mobile_phone": "555 0100"})
     page = response.content.decode()
     assert response.status_code == 200
     assert "Enter the number with its area code, for example 514 555 0100." in page
@@ -205,9 +206,7 @@ def test_unticking_turns_sms_off(client, user, sms_outbox, clock, mailoutbox):
     assert str(user.mobile_phone) == "+15145550100"  # the number stays on file
 
 
-def test_unticking_is_refused_when_the_organisation_requires_2fa(
-    client, user, sms_outbox, clock
-):
+def test_unticking_is_refused_when_the_organisation_requires_2fa(client, user, sms_outbox, clock):
     enable_sms(user)
     logged_in(client, user, sms_outbox)
     user.organisation.require_2fa = True

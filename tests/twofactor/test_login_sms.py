@@ -156,9 +156,7 @@ def test_send_a_new_code_waits_sixty_seconds_then_replaces_the_code(
     assert client.post("/login/verify/", {"code": new_code}).status_code == 302
 
 
-def test_five_wrong_codes_end_the_attempt_even_with_a_new_code(
-    client, sms_user, sms_outbox, clock
-):
+def test_five_wrong_codes_end_the_attempt_even_with_a_new_code(client, sms_user, sms_outbox, clock):
     password_step(client, sms_user)
     code = sms_outbox.last_code()
     wrong = "000000" if code != "000000" else "111111"
@@ -183,7 +181,7 @@ def test_the_sixth_sms_of_the_hour_is_refused_on_the_page(client, sms_user, sms_
     for _ in range(5):
         password_step(client, sms_user)
         clock.advance(minutes=1)
-    response = password_step(client, sms_user)
+    password_step(client, sms_user)
     page = client.get("/login/verify/").content.decode()
     assert "Too many codes were sent." in page
     assert len(sms_outbox) == 5

@@ -9,12 +9,12 @@ are not logged, not put in audit details, and stored only as HMACs (SMS) or hash
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 import enum
 import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 
 import phonenumbers
@@ -300,8 +300,11 @@ def send_code(
             actor=user,
             target=user,
             request=request,
-            details={"purpose": purpose, "to": mask_phone(phone) if phone else "",
-                     "channel": channel},
+            details={
+                "purpose": purpose,
+                "to": mask_phone(phone) if phone else "",
+                "channel": channel,
+            },
         )
         if deliver is not None:
             deliver(code)

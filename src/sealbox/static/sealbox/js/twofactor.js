@@ -21,7 +21,7 @@
         return;
       }
       if (note && template) {
-        note.textContent = template.replace("%(n)s", String(seconds));
+        note.textContent = template.replace("__N__", String(seconds));
       }
       seconds -= 1;
       window.setTimeout(tick, 1000);
