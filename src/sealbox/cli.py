@@ -100,7 +100,55 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
     migrate()
+    start_purge_thread(args.purge_interval)
     call_command("db_worker")
+    return 0
+
+
+def start_purge_thread(interval: int) -> None:
+    """Run the purge every `interval` seconds beside the task worker (a daemon thread)."""
+    import logging
+    import threading
+    import time
+
+    from django.db import close_old_connections
+
+    logger = logging.getLogger("sealbox.purge")
+
+    def loop() -> None:
+        while True:
+            try:
+                report = run_purge()
+                if any(vars(report).values()):
+                    logger.info("purge: %s", vars(report))
+            except Exception:  # keep purging on the next round
+                logger.exception("purge failed")
+            finally:
+                close_old_connections()
+            time.sleep(interval)
+
+    threading.Thread(target=loop, name="sealbox-purge", daemon=True).start()
+
+
+def run_purge():
+    from datetime import timedelta
+
+    from sealbox.exchange import services as exchange
+    from sealbox.ratelimit import services as ratelimit
+
+    report = exchange.purge()
+    ratelimit.purge_older_than(timedelta(days=2))
+    return report
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    setup_django()
+    report = run_purge()
+    print(
+        f"Purge done: {report.grants_wiped} grants wiped, {report.blobs_deleted} messages' "
+        f"content deleted ({report.messages_expired} expired), "
+        f"{report.drafts_removed} unfinished uploads removed."
+    )
     return 0
 
 
@@ -211,7 +259,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=cmd_serve)
 
     worker = commands.add_parser("worker", help="run background tasks (email, SMS, purge)")
+    worker.add_argument(
+        "--purge-interval",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="how often expired content is wiped (default 60)",
+    )
     worker.set_defaults(handler=cmd_worker)
+
+    purge = commands.add_parser("purge", help="wipe dead grants and delete expired content now")
+    purge.set_defaults(handler=cmd_purge)
 
     createuser = commands.add_parser("createuser", help="add a user (and their organisation)")
     createuser.add_argument("email")

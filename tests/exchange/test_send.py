@@ -249,3 +249,12 @@ def test_stale_drafts_are_removed_after_24_hours(sender_transport, clock):
     assert services.purge().drafts_removed == 1
     assert not Message.objects.exists()
     assert not default_storage.exists(name)
+
+
+def test_recipient_phone_is_read_with_the_senders_country(send):
+    send(recipients=[client.Recipient("client@example.org", "sms_code", phone="514 555 0199")])
+    assert Grant.objects.get().phone == "+15145550199"
+    with pytest.raises(client.ClientError) as error:
+        send(recipients=[client.Recipient("client@example.org", "sms_code", phone="555 0199")])
+    assert "area code" in error.value.data["message"]
+    assert error.value.data["field"] == "recipients[0].phone"

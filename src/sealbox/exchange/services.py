@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -217,6 +217,21 @@ def _validate_recipient(spec: RecipientSpec, index: int) -> None:
         raise ExchangeError(_("A recipient's wrapped key is malformed."), field=field)
 
 
+def _with_parsed_phone(spec: RecipientSpec, country: str, index: int) -> RecipientSpec:
+    """The recipient's phone in E.164, read with the sender's default SMS country."""
+    from django.core.exceptions import ValidationError
+
+    from sealbox.twofactor.services import parse_phone
+
+    if not spec.phone:
+        return spec
+    try:
+        phone = parse_phone(spec.phone, country)
+    except ValidationError as error:
+        raise ExchangeError(error.messages[0], field=f"recipients[{index}].phone") from None
+    return replace(spec, phone=phone)
+
+
 def _validate_blobs(organisation: Organisation, blobs: list[BlobSpec]) -> int:
     """Check sizes against the plan; return the plaintext total of the files."""
     manifests = [b for b in blobs if b.kind == BlobKind.MANIFEST]
@@ -279,8 +294,10 @@ def create_message(
         raise ExchangeError(_("Choose a reply option."), field="reply_mode")
     if spec.delivery not in Delivery.values:
         raise ExchangeError(_("Choose Send or Create links."), field="delivery")
+    recipients = []
     for index, recipient in enumerate(spec.recipients):
         _validate_recipient(recipient, index)
+        recipients.append(_with_parsed_phone(recipient, sender.sms_country, index))
     tokens = [r.grant_token for r in spec.recipients]
     if len(set(tokens)) != len(tokens) or Grant.objects.filter(token__in=tokens).exists():
         raise ExchangeError(_("A recipient's link token is already used."), status=409)
@@ -311,7 +328,7 @@ def create_message(
                 for b in spec.blobs
             ]
         )
-        for recipient in spec.recipients:
+        for recipient in recipients:
             grant = Grant(
                 token=recipient.grant_token,
                 message=message,
