@@ -1,0 +1,75 @@
+"""SMS delivery runs as a background task, with retries, and reports the outcome."""
+
+import json
+
+import pytest
+from django.test import override_settings
+
+from sealbox.notify import sms, sms_tasks
+
+
+@pytest.fixture
+def reports():
+    sent, failed = [], []
+
+    def on_sent(sender, reference="", **kwargs):
+        sent.append(reference)
+
+    def on_failed(sender, reference="", reason="", **kwargs):
+        failed.append((reference, reason))
+
+    sms_tasks.sms_sent.connect(on_sent)
+    sms_tasks.sms_failed.connect(on_failed)
+    yield sent, failed
+    sms_tasks.sms_sent.disconnect(on_sent)
+    sms_tasks.sms_failed.disconnect(on_failed)
+
+
+@pytest.fixture
+def flaky(monkeypatch):
+    """A gateway that fails a given number of times, then works."""
+    sleeps, calls = [], []
+    monkeypatch.setattr(sms_tasks.time, "sleep", sleeps.append)
+
+    def install(failures: int):
+        def send(to, body):
+            calls.append((to, body))
+            if len(calls) <= failures:
+                raise sms.SMSDeliveryError("the SMS webhook answered 503")
+
+        monkeypatch.setattr(sms, "send_sms_now", send)
+        return calls, sleeps
+
+    return install
+
+
+def test_a_transient_failure_is_retried(flaky, reports):
+    calls, sleeps = flaky(2)
+    sms_tasks.queue_sms("+15145550100", "hello", reference="test:1")
+    assert len(calls) == 3
+    assert sleeps == list(sms_tasks.RETRY_DELAYS_SECONDS)
+    assert reports == (["test:1"], [])
+
+
+def test_after_the_last_attempt_the_failure_is_reported(flaky, reports, caplog):
+    calls, _ = flaky(99)
+    sms_tasks.queue_sms("+15145550100", "code 123456", reference="test:2")
+    assert len(calls) == 3
+    assert reports == ([], [("test:2", "the SMS webhook answered 503")])
+    assert "123456" not in caplog.text
+
+
+@pytest.mark.django_db
+def test_the_queued_task_holds_the_body_sealed(flaky):
+    from django_tasks_db.models import DBTaskResult
+
+    calls, _ = flaky(0)
+    with override_settings(TASKS={"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}):
+        sms_tasks.queue_sms("+15145550100", "Your Sealbox code is 123456.", reference="r")
+        [row] = DBTaskResult.objects.all()
+        stored = json.dumps(row.args_kwargs)
+        assert "123456" not in stored and "Sealbox code" not in stored
+        assert row.args_kwargs["kwargs"]["to"] == "+15145550100"
+        assert calls == []
+        sms_tasks.deliver_sms.call(**row.args_kwargs["kwargs"])
+    assert calls == [("+15145550100", "Your Sealbox code is 123456.")]
