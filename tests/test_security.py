@@ -78,25 +78,19 @@ def test_healthz_checks_database_and_storage(client):
     assert response.json() == {"status": "ok", "database": "ok", "storage": "ok"}
 
 
-def test_healthz_fails_when_storage_fails(client, tmp_path):
+def test_healthz_fails_when_storage_fails(client, tmp_path, settings):
     blocked = tmp_path / "not-a-dir"
-    blocked.write_text("x")
-    from django.core.files.storage import default_storage
-
-    with override_settings(
-        STORAGES={
-            "default": {
-                "BACKEND": "django.core.files.storage.FileSystemStorage",
-                "OPTIONS": {"location": str(blocked)},
-            },
-            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-        }
-    ):
-        default_storage._wrapped = None  # re-read STORAGES
-        response = client.get("/healthz")
-    default_storage._wrapped = None
+    blocked.write_text("x")  # a file where the blob folder should be: writes fail
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(blocked)},
+        },
+    }
+    response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.json()["storage"] == "failed"
+    assert response.json() == {"status": "failed", "database": "ok", "storage": "failed"}
 
 
 def test_admin_is_for_operators_only(logged_in_client):
