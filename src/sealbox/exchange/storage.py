@@ -45,8 +45,10 @@ def write_chunk(name: str, source, length: int) -> str:
     if default_storage.exists(name):
         default_storage.delete(name)  # a partial write from an interrupted attempt
     stream = io.BufferedReader(LimitedStream(source, length), buffer_size=READ_SIZE)
+    content = File(stream, name=name.rsplit("/", 1)[-1])
+    content.DEFAULT_CHUNK_SIZE = READ_SIZE  # 64 KiB pieces cost 16 times more calls
     try:
-        return default_storage.save(name, File(stream, name=name.rsplit("/", 1)[-1]))
+        return default_storage.save(name, content)
     except ShortBody:
         if default_storage.exists(name):
             default_storage.delete(name)

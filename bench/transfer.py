@@ -1,0 +1,238 @@
+"""Upload and download a large ciphertext through a running Sealbox on loopback.
+
+    .venv/bin/python bench/transfer.py [--size-mib 1024] [--chunk-mib 8]
+
+Starts `sealbox serve` (gunicorn, SQLite, local blob storage) in a temporary data folder,
+uploads one blob of --size-mib through the API in chunks, finalises, unlocks and
+downloads it. Prints MB/s for each direction, the ratio to a raw baseline measured in
+the same run (the same bytes copied file to file on the same disk), and the server's
+memory while the transfers run (resident memory of the web workers, sampled every
+20 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sealbox.client.http import HttpTransport
+from sealbox.crypto import grants, links
+from sealbox.crypto._b64 import b64url_encode
+
+MIB = 1024 * 1024
+PASSWORD = "benchmark passphrase 2026"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def descendants(pid: int) -> list[int]:
+    found, queue = [], [pid]
+    while queue:
+        parent = queue.pop()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(entry.name))
+                queue.append(int(entry.name))
+    return found
+
+
+def memory_mb(pids: list[int], field: str = "VmRSS") -> float:
+    """The largest `field` (VmRSS now, VmHWM for the high-water mark) among `pids`."""
+    peak = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    peak = max(peak, int(line.split()[1]))
+        except OSError:
+            continue
+    return peak / 1024
+
+
+class RssSampler(threading.Thread):
+    """Samples the web workers' resident memory every 20 ms while a transfer runs."""
+
+    def __init__(self, pids: list[int]):
+        super().__init__(daemon=True)
+        self.pids = pids
+        self.peak = 0.0
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, memory_mb(self.pids))
+            time.sleep(0.02)
+
+    def stop(self) -> float:
+        self.running = False
+        self.join()
+        return self.peak
+
+
+def start_server(data_dir: Path, port: int) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEALBOX_", "DJANGO_"))}
+    env.update(SEALBOX_DATA_DIR=str(data_dir), SEALBOX_BASE_URL=f"http://127.0.0.1:{port}")
+    sealbox = str(Path(sys.executable).with_name("sealbox"))
+    subprocess.run(
+        [
+            sealbox,
+            "createuser",
+            "bench@example.com",
+            "--org",
+            "Bench",
+            "--plan",
+            "Pro",
+            "--admin",
+            "--password-stdin",
+        ],
+        input=PASSWORD + "\n",
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    server = subprocess.Popen(
+        [sealbox, "serve", "--port", str(port), "--workers", "2", "--no-worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("the server did not start")
+
+
+def baseline_copy(folder: Path, size: int, buffer: bytes) -> float:
+    source, target = folder / "baseline-source", folder / "baseline-target"
+    with open(source, "wb") as handle:
+        for _ in range(size // len(buffer)):
+            handle.write(buffer)
+    os.sync()
+    # A plain read/write loop through user space, as the server's own path is; the
+    # kernel's copy_file_range (shutil.copyfile) would not touch the bytes at all.
+    start = time.perf_counter()
+    with open(source, "rb") as reader, open(target, "wb") as writer:
+        shutil.copyfileobj(reader, writer, length=len(buffer))
+    elapsed = time.perf_counter() - start
+    source.unlink()
+    target.unlink()
+    return size / elapsed / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--chunk-mib", type=int, default=8)
+    args = parser.parse_args()
+    size, chunk = args.size_mib * MIB, args.chunk_mib * MIB
+    buffer = os.urandom(chunk)
+
+    with tempfile.TemporaryDirectory(prefix="sealbox-bench-", dir=".") as tmp:
+        folder = Path(tmp)
+        port = free_port()
+        server = start_server(folder / "data", port)
+        try:
+            transport = HttpTransport(f"http://127.0.0.1:{port}")
+            transport.login("bench@example.com", PASSWORD)
+            workers = descendants(server.pid)
+            idle_memory = memory_mb(workers)
+            sampler = RssSampler(workers)
+            sampler.start()
+            key = grants.new_content_key()
+            token = links.new_grant_token()
+            grant = grants.create_grant(key, token)
+            status, created = transport.request(
+                "POST",
+                "/api/v1/messages",
+                json_body={
+                    "subject": "benchmark",
+                    "delivery": "links",
+                    "expires_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+                    "recipients": [
+                        {
+                            "email": "r@example.org",
+                            "grant_token": token,
+                            "server_secret": b64url_encode(grant.server_secret),
+                            "wrapped_key": b64url_encode(grant.wrapped_key),
+                        }
+                    ],
+                    "blobs": [
+                        {"kind": "manifest", "size": 100},
+                        {"kind": "file", "size": size, "file_ref": "f"},
+                    ],
+                },
+            )
+            assert status == 201, created
+            manifest, blob = created["blobs"]
+            base = f"/api/v1/messages/{created['id']}/blobs"
+            transport.request("PUT", f"{base}/{manifest['id']}?offset=0", body=buffer[:100])
+
+            start = time.perf_counter()
+            for offset in range(0, size, chunk):
+                status, data = transport.request(
+                    "PUT", f"{base}/{blob['id']}?offset={offset}", body=buffer
+                )
+                assert status == 200, data
+            upload = size / (time.perf_counter() - start) / 1e6
+
+            transport.request(
+                "POST", f"/api/v1/messages/{created['id']}/finalise", json_body={"links": None}
+            )
+            status, unlocked = transport.request(
+                "POST",
+                f"/api/v1/open/{token}/unlock",
+                json_body={"code": created["opening_codes"][token]},
+            )
+            assert status == 200, unlocked
+            url = next(d["url"] for d in unlocked["downloads"] if d["kind"] == "file")
+            start = time.perf_counter()
+            received = sum(len(piece) for piece in transport.stream(url))
+            download = size / (time.perf_counter() - start) / 1e6
+            assert received == size
+            memory = sampler.stop()
+            login_peak = memory_mb(workers, "VmHWM")
+        finally:
+            os.killpg(server.pid, signal.SIGINT)
+            server.wait(timeout=30)
+        raw = baseline_copy(folder, size, buffer)
+
+    print(f"transfer of {args.size_mib} MiB in {args.chunk_mib} MiB chunks through the server")
+    print(f"  raw baseline (file to file copy, 8 MiB reads and writes): {raw:8.1f} MB/s")
+    print(f"  upload:   {upload:8.1f} MB/s   ratio {upload / raw:.2f}")
+    print(f"  download: {download:8.1f} MB/s   ratio {download / raw:.2f}")
+    print(
+        f"  web worker memory during the transfers: peak {memory:.0f} MB resident "
+        f"(before: {idle_memory:.0f} MB; high-water mark including the Argon2 login: "
+        f"{login_peak:.0f} MB)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""An HTTP transport for the client: a logged-in portal session over http.client."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+from urllib.parse import urlencode, urlsplit
+
+READ_BYTES = 1024 * 1024
+CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+class HttpTransport:
+    """Keeps one keep-alive connection, the session cookie and the CSRF token."""
+
+    def __init__(self, base_url: str, *, timeout: float = 300):
+        parts = urlsplit(base_url)
+        self.base_url = base_url.rstrip("/")
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.secure = parts.scheme == "https"
+        self.timeout = timeout
+        self.cookies: dict[str, str] = {}
+        self.csrf = ""
+        self._connection: http.client.HTTPConnection | None = None
+
+    def _conn(self) -> http.client.HTTPConnection:
+        if self._connection is None:
+            cls = http.client.HTTPSConnection if self.secure else http.client.HTTPConnection
+            self._connection = cls(self.host, self.port, timeout=self.timeout)
+        return self._connection
+
+    def _headers(self, extra: dict | None = None) -> dict:
+        headers = {
+            "Accept": "application/json",
+            "Origin": self.base_url,
+            "Referer": self.base_url + "/",
+        }
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if self.csrf:
+            headers["X-CSRFToken"] = self.csrf
+        return headers | (extra or {})
+
+    def _send(self, method: str, path: str, body=None, headers: dict | None = None):
+        connection = self._conn()
+        try:
+            connection.request(method, path, body=body, headers=self._headers(headers))
+            response = connection.getresponse()
+        except (ConnectionError, http.client.HTTPException):
+            self.close()
+            connection = self._conn()
+            connection.request(method, path, body=body, headers=self._headers(headers))
+            response = connection.getresponse()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            cookie = SimpleCookie(header)
+            for name, morsel in cookie.items():
+                self.cookies[name] = morsel.value
+        return response
+
+    def login(self, email: str, password: str) -> None:
+        page = self._send("GET", "/login/").read().decode()
+        self.csrf = CSRF_INPUT.search(page).group(1)
+        body = urlencode({"email": email, "password": password, "csrfmiddlewaretoken": self.csrf})
+        response = self._send(
+            "POST",
+            "/login/",
+            body=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        response.read()
+        if response.status != 302 or "/login/" in response.headers.get("Location", "/login/"):
+            raise PermissionError("login refused")
+        page = self._send("GET", "/send/").read().decode()
+        match = CSRF_INPUT.search(page)
+        if match:
+            self.csrf = match.group(1)
+
+    def request(self, method: str, path: str, *, json_body=None, body=None):
+        if json_body is not None or (body is None and method == "POST"):
+            payload = json.dumps(json_body or {}).encode()
+            response = self._send(method, path, payload, {"Content-Type": "application/json"})
+        else:
+            response = self._send(
+                method, path, body or b"", {"Content-Type": "application/octet-stream"}
+            )
+        raw = response.read()
+        data = (
+            json.loads(raw)
+            if raw and response.headers.get_content_type() == "application/json"
+            else None
+        )
+        return response.status, data
+
+    def stream(self, path: str) -> Iterator[bytes]:
+        response = self._send("GET", path)
+        if response.status != 200:
+            raise ConnectionError(f"HTTP {response.status}: {response.read()[:200]!r}")
+        while piece := response.read(READ_BYTES):
+            yield piece
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
