@@ -258,3 +258,21 @@ def test_send_form_keeps_everything_after_an_error(member_page, attachments):
     expect(page.get_by_label("Subject", exact=True)).to_have_value("Missing phone")
     expect(page.get_by_label("Message", exact=True)).to_have_value("Keep me")
     expect(page.get_by_role("button", name="Remove notes.txt")).to_be_visible()
+
+
+def test_keep_a_copy_with_created_links(member_page, new_context, user):
+    page = member_page
+    compose(page, email="client@example.org", verification="Opening code", subject="Copy me")
+    page.get_by_label("Keep a copy for me").check()
+    page.get_by_role("button", name="Create links").click()
+    expect(page.get_by_role("heading", name="Your links are ready")).to_be_visible()
+    copy_link = page.get_by_label("Your copy (opens only while you are logged in)").input_value()
+    # The sender, logged in, opens their copy in the same browser.
+    page.goto(copy_link)
+    expect(page.get_by_text("This is your own copy of the message.")).to_be_visible()
+    page.get_by_role("button", name="Open").click()
+    expect(page.get_by_text("Here are the documents.")).to_be_visible(timeout=30000)
+    # Someone else with the same link is told to log in as the sender.
+    other = new_context().new_page()
+    other.goto(copy_link)
+    expect(other.get_by_text("This is the sender's own copy.")).to_be_visible()

@@ -258,3 +258,53 @@ def test_recipient_phone_is_read_with_the_senders_country(send):
         send(recipients=[client.Recipient("client@example.org", "sms_code", phone="555 0199")])
     assert "area code" in error.value.data["message"]
     assert error.value.data["field"] == "recipients[0].phone"
+
+
+def test_keep_a_copy_for_me(send, sender, sender_transport, recipient_transport):
+    from django.test import Client
+
+    from tests.conftest import PASSWORD
+
+    sent = send(
+        delivery="email",
+        keep_copy=True,
+        recipients=[
+            client.Recipient("client@example.org"),
+            client.Recipient(sender.email, "account"),
+        ],
+    )
+    copy_email = emails_to(sender.email)
+    assert len(copy_email) == 1 and "Your copy" in copy_email[0].subject
+    link = link_in(copy_email[0])
+    copy_grant = Grant.objects.get(verification="account")
+    assert copy_grant.user == sender and copy_grant.max_opens == 99
+    # Anyone else, even with the link, is refused; the sender, logged in, opens it.
+    with pytest.raises(client.ClientError) as error:
+        client.open_message(recipient_transport, link)
+    assert error.value.status == 403
+    colleague = Client()
+    from sealbox.accounts import services as accounts
+
+    accounts.create_user("colleague@example.com", PASSWORD, sender.organisation)
+    colleague.post("/login/", {"email": "colleague@example.com", "password": PASSWORD})
+    from tests.exchange.conftest import DjangoTransport
+
+    with pytest.raises(client.ClientError):
+        client.open_message(DjangoTransport(colleague), link)
+    opened = client.open_message(sender_transport, link)
+    assert opened.body == "Please find the report attached."
+    assert sent.links[sender.email] == link
+
+
+def test_keep_copy_needs_exactly_one_copy(send, sender):
+    with pytest.raises(client.ClientError) as error:
+        send(keep_copy=True)
+    assert error.value.data["field"] == "keep_copy"
+    with pytest.raises(client.ClientError):
+        send(
+            recipients=[
+                client.Recipient("x@example.org"),
+                client.Recipient(sender.email, "account"),
+            ]
+        )
+    assert not Message.objects.exists()

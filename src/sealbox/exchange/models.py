@@ -35,6 +35,8 @@ class Verification(models.TextChoices):
     EMAIL_CODE = "email_code", _("Email code")
     SMS_CODE = "sms_code", _("SMS code")
     PASSWORD = "password", _("Password")
+    # The sender's own copy: opened while logged in as the sender.
+    ACCOUNT = "account", _("Sender's account")
 
 
 class Message(models.Model):
@@ -127,6 +129,10 @@ class Grant(models.Model):
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="grants")
     email = models.EmailField(max_length=254)
     phone = models.CharField(max_length=32, blank=True)
+    # Set for the sender's copy ("Keep a copy for me"): only this user may open it.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     verification = models.CharField(max_length=20, choices=Verification.choices)
     server_secret = models.BinaryField(null=True, blank=True)
     wrapped_key = models.BinaryField(null=True, blank=True)

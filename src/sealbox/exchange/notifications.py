@@ -75,6 +75,23 @@ def send_recipient_notification(
     )
 
 
+def send_sender_copy(message: Message, grant: Grant, link: str) -> None:
+    """The sender's own copy: a link only they can open, while logged in."""
+    notify.send_templated_email(
+        message.sender.email,
+        subject_template="exchange/email/copy_subject.txt",
+        text_template="exchange/email/copy.txt",
+        context={
+            "subject": message.subject,
+            "reference": message.reference,
+            "link": link,
+            "expires_at": message.expires_at,
+        },
+        language=message.sender.language,
+        sensitive=True,
+    )
+
+
 def send_recipient_code(grant: Grant, code: str) -> None:
     _send(grant, "code", _context(grant.message, grant) | {"code": code}, sensitive=True)
 

@@ -298,6 +298,11 @@ def create_message(
     for index, recipient in enumerate(spec.recipients):
         _validate_recipient(recipient, index)
         recipients.append(_with_parsed_phone(recipient, sender.sms_country, index))
+    copies = [r for r in recipients if r.verification == Verification.ACCOUNT]
+    if len(copies) != (1 if spec.keep_copy else 0) or len(copies) == len(recipients):
+        raise ExchangeError(
+            _("Keep a copy for me needs exactly one copy for the sender."), field="keep_copy"
+        )
     tokens = [r.grant_token for r in spec.recipients]
     if len(set(tokens)) != len(tokens) or Grant.objects.filter(token__in=tokens).exists():
         raise ExchangeError(_("A recipient's link token is already used."), status=409)
@@ -329,15 +334,17 @@ def create_message(
             ]
         )
         for recipient in recipients:
+            own_copy = recipient.verification == Verification.ACCOUNT
             grant = Grant(
                 token=recipient.grant_token,
                 message=message,
-                email=recipient.email.strip().lower(),
+                email=sender.email if own_copy else recipient.email.strip().lower(),
                 phone=recipient.phone,
                 verification=recipient.verification,
+                user=sender if own_copy else None,
                 server_secret=recipient.server_secret,
                 wrapped_key=recipient.wrapped_key,
-                max_opens=spec.max_opens,
+                max_opens=MAX_OPENS if own_copy else spec.max_opens,
                 expires_at=spec.expires_at,
             )
             if recipient.verification == Verification.PASSWORD:
@@ -509,6 +516,9 @@ def finalise(
             if grant.verification == Verification.OPENING_CODE:
                 code = set_opening_code(grant)
                 grant.save(update_fields=["opening_code_hash"])
+            if grant.verification == Verification.ACCOUNT:
+                notify.send_sender_copy(message, grant, link)
+                continue
             notify.send_recipient_notification(
                 message, grant, link, opening_code=code, request=request
             )
@@ -625,6 +635,13 @@ def check_proof(
     ip = (client_ip(request) if request else None) or "unknown"
     _check_unlock_limits(grant, ip)
     method = grant.verification
+    if method == Verification.ACCOUNT:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or user.pk != grant.user_id:
+            raise ExchangeError(
+                _("Log in as the sender to open this copy."), status=403, code="login_required"
+            )
+        return
     if method == Verification.OPENING_CODE:
         expected = grant.opening_code_hash
         given = proof_hash(grant.token, "opening", normalise_opening_code(code or ""))

@@ -57,8 +57,8 @@ if (sendCode) {
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   showError("");
-  const value = proof.value.trim();
-  if (!value) {
+  const value = proof ? proof.value.trim() : "";
+  if (proof && !value) {
     showError(strings.needProof);
     proof.focus();
     return;

@@ -218,7 +218,10 @@ async function send() {
     };
     const manifestBytes = await encrypt(new TextEncoder().encode(JSON.stringify(manifest)), contentKey);
     const grants = [];
-    for (const r of list) {
+    const everyone = form.elements.keep_copy.checked
+      ? [...list, { email: form.dataset.senderEmail, phone: "", verification: "account", password: "", copy: true }]
+      : list;
+    for (const r of everyone) {
       const token = newGrantToken();
       const grant = await createGrant(contentKey, token, { password: r.verification === "password" ? r.password : null });
       grants.push({ r, token, grant });
@@ -292,7 +295,7 @@ function done(created, grants, links) {
       const label = document.createElement("label");
       const id = `link-${index}`;
       label.htmlFor = id;
-      label.textContent = r.email;
+      label.textContent = r.copy ? strings.yourCopy : r.email;
       const input = document.createElement("input");
       input.id = id;
       input.readOnly = true;
