@@ -91,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=parse_size, default=1 << 30, help="e.g. 1G, 256M")
     parser.add_argument("--rs", type=int, default=65536, help="record size")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement")
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="browser binary")
     args = parser.parse_args()
 

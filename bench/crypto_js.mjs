@@ -1,6 +1,6 @@
 // Benchmark: the browser crypto module (static/sealbox/js/ece.js) in Node.js or a browser.
 //
-//   node bench/crypto_js.mjs [--size 1G] [--rs 65536] [--repeat 3]
+//   node bench/crypto_js.mjs [--size 1G] [--rs 65536] [--repeat 5]
 //   python bench/crypto_browser.py        (the same code in headless Chromium)
 //
 // Measures, in the same run:
@@ -101,7 +101,7 @@ async function recordKey(ikm, salt) {
   return { key, nonce: new Uint8Array(nonce) };
 }
 
-export async function runBench({ size = 1 << 30, rs = 65536, repeat = 3, log = () => {} } = {}) {
+export async function runBench({ size = 1 << 30, rs = 65536, repeat = 5, log = () => {} } = {}) {
   const block = makeBlock();
   const ikm = block.slice(0, 32);
   const now = () => performance.now() / 1000;
@@ -197,7 +197,7 @@ const isNode = typeof process !== "undefined" && process.versions && process.ver
 if (isNode) {
   const { pathToFileURL } = await import("node:url");
   if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-    const args = { size: 1 << 30, rs: 65536, repeat: 3 };
+    const args = { size: 1 << 30, rs: 65536, repeat: 5 };
     const argv = process.argv.slice(2);
     for (let i = 0; i < argv.length; i += 2) {
       const name = argv[i].replace(/^--/, "");

@@ -122,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=parse_size, default=1 << 30, help="e.g. 1G, 64M")
     parser.add_argument("--rs", type=int, default=ece.DEFAULT_RS, help="record size")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement")
     args = parser.parse_args()
     size, rs = args.size, args.rs
     block = os.urandom(BLOCK)

@@ -208,6 +208,7 @@ class Sealer {
     this.limit = this.capacity - pad; // data bytes the current record can hold
     this.fill = 0; // data bytes waiting in `record`
     this.counter = 0;
+    this.pending = null; // the previous record's encryption, not yet passed on
   }
 
   async init() {
@@ -217,10 +218,16 @@ class Sealer {
     this.ikm = null;
   }
 
-  async seal(plain) {
-    // WebCrypto copies `plain` when called, so the record buffer can be reused at once.
+  // Encryption is pipelined one record deep: a record's WebCrypto call runs while the
+  // previous record is passed on. WebCrypto copies its input when called, so the
+  // record buffer can be reused as soon as seal() returns.
+  async seal(plain, emit) {
     const iv = recordNonce(this.nonce, this.counter++);
-    return new Uint8Array(await subtle().encrypt({ name: "AES-GCM", iv }, this.key, plain));
+    const promise = subtle().encrypt({ name: "AES-GCM", iv }, this.key, plain);
+    promise.catch(() => {}); // reported when awaited, in order
+    const previous = this.pending;
+    this.pending = promise;
+    if (previous) emit(new Uint8Array(await previous));
   }
 
   async update(data, emit) {
@@ -241,7 +248,7 @@ class Sealer {
         this.limit = this.capacity;
       }
       this.fill = 0;
-      emit(await this.seal(plain));
+      await this.seal(plain, emit);
     }
     this.record.set(data.subarray(pos), this.fill);
     this.fill += end - pos;
@@ -252,7 +259,9 @@ class Sealer {
     const plain = new Uint8Array(this.fill + 1 + padding);
     plain.set(this.record.subarray(0, this.fill));
     plain[this.fill] = LAST_DELIMITER;
-    emit(await this.seal(plain));
+    await this.seal(plain, emit);
+    emit(new Uint8Array(await this.pending));
+    this.pending = null;
     this.record = null;
   }
 }
@@ -267,26 +276,47 @@ class Opener {
     this.header = null;
     this.fill = 0; // bytes of an incomplete record waiting in `record`
     this.counter = 0;
-    this.last = false;
+    this.last = false; // a record marked final has been checked
+    this.pending = null; // the record being decrypted, not yet checked
   }
 
-  async open(sealed, final) {
-    const iv = recordNonce(this.nonce, this.counter);
+  // Decryption is pipelined one record deep: the next record's WebCrypto call runs
+  // while the previous record's plaintext is checked and passed on. WebCrypto copies
+  // its input when called, so buffers can be reused as soon as start() returns.
+  start(sealed, final) {
+    const counter = this.counter++;
+    const iv = recordNonce(this.nonce, counter);
+    const promise = subtle().decrypt({ name: "AES-GCM", iv }, this.key, sealed);
+    promise.catch(() => {}); // reported by finish(), in order
+    return { promise, counter, final };
+  }
+
+  async finish(job) {
+    if (this.last) throw new CryptoError("data after the final record");
     let plain;
     try {
-      plain = await subtle().decrypt({ name: "AES-GCM", iv }, this.key, sealed);
+      plain = await job.promise;
     } catch (error) {
       if (error && error.name === "OperationError") {
-        const cause = final ? "modified or truncated" : "modified or reordered";
+        const cause = job.final ? "modified or truncated" : "modified or reordered";
         throw new CryptoError(
-          `authentication failed for record ${this.counter}: wrong key, or the data was ${cause}`,
+          `authentication failed for record ${job.counter}: wrong key, or the data was ${cause}`,
         );
       }
       throw error;
     }
-    const result = unpad(new Uint8Array(plain), this.counter);
-    this.counter++;
+    const result = unpad(new Uint8Array(plain), job.counter);
+    this.last = result.last;
     return result;
+  }
+
+  async push(job, emit) {
+    const previous = this.pending;
+    this.pending = job;
+    if (previous) {
+      const { data } = await this.finish(previous);
+      if (data.length) emit(data);
+    }
   }
 
   async update(data, emit) {
@@ -324,9 +354,7 @@ class Opener {
         sealed = this.record;
         this.fill = 0;
       }
-      const { data: out, last } = await this.open(sealed, false);
-      this.last = last;
-      if (out.length) emit(out);
+      await this.push(this.start(sealed, false), emit);
     }
   }
 
@@ -334,7 +362,15 @@ class Opener {
     if (this.header === null) {
       parseHeader(this.head.subarray(0, this.headFill)); // throws: ends inside the header
     }
-    if (this.last) return;
+    if (this.pending) {
+      const { data } = await this.finish(this.pending);
+      this.pending = null;
+      if (data.length) emit(data);
+    }
+    if (this.last) {
+      if (this.fill) throw new CryptoError("data after the final record");
+      return;
+    }
     if (this.fill === 0) throw new CryptoError("truncated stream: missing final record");
     if (this.fill < RECORD_OVERHEAD) {
       throw new CryptoError(
@@ -342,15 +378,14 @@ class Opener {
           `at least ${RECORD_OVERHEAD} are needed`,
       );
     }
-    const counter = this.counter;
-    const { data, last } = await this.open(this.record.subarray(0, this.fill), true);
+    const job = this.start(this.record.subarray(0, this.fill), true);
+    const { data, last } = await this.finish(job);
     if (!last) {
       throw new CryptoError(
-        `truncated stream: missing final record (record ${counter} is shorter than ` +
+        `truncated stream: missing final record (record ${job.counter} is shorter than ` +
           "the record size but not marked as final)",
       );
     }
-    this.last = true;
     if (data.length) emit(data);
   }
 }
@@ -385,9 +420,10 @@ export async function decrypt(body, ikm) {
 
 /**
  * A TransformStream that encrypts a stream of byte chunks (any sizes) into an
- * aes128gcm payload: the header, then one chunk per record. Holds at most one record
- * plus one input chunk (and that chunk's encrypted records until they are read).
- * Same options as `encrypt`; bad options throw at once.
+ * aes128gcm payload: the header, then one chunk per record. Memory stays flat: one
+ * input chunk, the record being filled, one record being encrypted, and the records
+ * enqueued for the current input chunk until they are read (the stream applies
+ * backpressure). Same options as `encrypt`; bad options throw at once.
  */
 export function encryptStream(ikm, options = {}) {
   const sealer = new Sealer(ikm, options);
@@ -407,9 +443,10 @@ export function encryptStream(ikm, options = {}) {
 
 /**
  * A TransformStream that decrypts an aes128gcm payload arriving in chunks of any size
- * and emits plaintext chunks, each from an authenticated record. The stream errors
- * with CryptoError on any problem; the plaintext is only complete (not truncated) when
- * the stream closes without error, so write it to its final place only then.
+ * and emits plaintext chunks, each from an authenticated record. Memory stays flat as
+ * for `encryptStream`. The stream errors with CryptoError on any problem; the
+ * plaintext is only complete (not truncated) when the stream closes without error, so
+ * write it to its final place only then.
  */
 export function decryptStream(ikm) {
   const opener = new Opener(ikm);
