@@ -101,3 +101,25 @@ def test_other_organisations_are_not_affected(required, other_organisation, make
     client = Client()
     password_step(client, outsider)
     assert client.get("/account/").status_code == 200
+
+
+def test_a_required_user_can_set_up_sms_on_the_security_page(
+    required, client, user, sms_outbox, clock
+):
+    password_step(client, user)
+    page = client.get("/account/security/").content.decode()
+    assert "Enable 2FA authentication" in page and "Mobile phone" in page
+    client.post(
+        "/account/security/",
+        {
+            "twofactor-enabled": "on",
+            "twofactor-mobile_phone": "514 555 0100",
+            "twofactor_action": "save",
+        },
+    )
+    response = client.post(
+        "/account/security/",
+        {"twofactor-code": sms_outbox.last_code(), "twofactor_action": "verify"},
+    )
+    assert response["Location"] == "/account/security/"
+    assert client.get("/account/").status_code == 200
