@@ -24,6 +24,7 @@ def test_the_password_step_sends_a_code_and_asks_for_it(client, sms_user, sms_ou
     assert "Send a new code" in page
     assert "You can ask for a new code in 60 seconds." in page
     assert "Use another method" in page
+    assert 'class="error"' not in page and "form-errors" not in page  # nothing typed yet
 
 
 def test_the_right_code_opens_the_session(client, sms_user, sms_outbox, clock):

@@ -99,8 +99,9 @@ def login_verify(request: HttpRequest) -> HttpResponse:
     user = pending.user
     method = pending.method
     form_class = forms.RecoveryCodeForm if method == Factor.RECOVERY else forms.CodeForm
-    form = form_class(request.POST if method != Factor.PASSKEY else None)
-    if request.method == "POST" and method != Factor.PASSKEY and form.is_valid():
+    posted = request.method == "POST" and method != Factor.PASSKEY
+    form = form_class(request.POST if posted else None)
+    if posted and form.is_valid():
         try:
             services.verify_login(request, pending, method, form.cleaned_data["code"])
         except services.PendingLoginExpired as error:
