@@ -261,3 +261,15 @@ def test_the_profile_form_still_saves_on_its_own(logged_in_client, user):
 def test_the_account_page_links_to_security_settings(logged_in_client):
     page = logged_in_client.get("/account/").content.decode()
     assert 'href="/account/security/"' in page
+
+
+def test_a_failure_reported_later_by_the_worker_is_shown(logged_in_client, user, sms_outbox):
+    from sealbox.twofactor.models import CodeDelivery, SMSCode
+
+    logged_in_client.post("/account/", {**SAVE, "twofactor-mobile_phone": "514 555 0100"})
+    # With a queued task backend the worker reports the failure after the page was shown.
+    SMSCode.objects.update(delivery=CodeDelivery.FAILED)
+    page = logged_in_client.get("/account/").content.decode()
+    assert "We could not send the SMS. Please try again." in page
+    assert ">Send a new code</button>" in page
+    assert services.sms_device(user) is None

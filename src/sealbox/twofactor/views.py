@@ -245,6 +245,8 @@ class PhoneSection:
     response: HttpResponse | None = None
     handled: bool = False
     alert: str = forms.AREA_CODE_ALERT
+    # The worker reports delivery later when tasks are queued: say so on the next view.
+    delivery_failed: bool = False
 
 
 def phone_section(request: HttpRequest) -> PhoneSection:
@@ -299,7 +301,9 @@ def phone_section(request: HttpRequest) -> PhoneSection:
         messages.info(request, _("Nothing was changed."))
         response = redirect(here)
     pending = services.pending_phone_device(user)
+    latest = services.latest_code(services.phone_binding(pending)) if pending else None
     return PhoneSection(
+        delivery_failed=latest is not None and latest.delivery == CodeDelivery.FAILED,
         form=form,
         code_form=code_form,
         pending_phone=services.mask_phone(pending.number) if pending else "",
