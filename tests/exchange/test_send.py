@@ -64,7 +64,6 @@ def test_subject_hidden_from_the_email_when_asked(send):
     assert "Divorce papers" not in email.subject and "Divorce papers" not in email.body
 
 
-@pytest.mark.xfail(reason="French catalogue not merged yet", strict=False)
 def test_french_recipient_email(send):
     send(delivery="email", language="fr")
     email = emails_to("client@example.org")[0]
