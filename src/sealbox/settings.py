@@ -184,6 +184,10 @@ USE_TZ = True
 
 PHONENUMBER_DEFAULT_FORMAT = "E164"
 
+# Files larger than this are decrypted by a service worker while they stream to disk
+# instead of being assembled in the recipient's browser memory.
+SEALBOX_IN_MEMORY_DOWNLOAD_LIMIT = 64 * 1024 * 1024
+
 # --- Two-factor authentication (sealbox.twofactor) -------------------------------------
 # Passkeys are a second factor only: the password step always comes first.
 OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False

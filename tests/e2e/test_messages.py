@@ -276,3 +276,31 @@ def test_keep_a_copy_with_created_links(member_page, new_context, user):
     other = new_context().new_page()
     other.goto(copy_link)
     expect(other.get_by_text("This is the sender's own copy.")).to_be_visible()
+
+
+def test_large_files_stream_to_disk_through_the_service_worker(
+    member_page, new_context, attachments, tmp_path, settings
+):
+    """Above the in-memory limit the file is decrypted while it streams to disk."""
+    settings.SEALBOX_IN_MEMORY_DOWNLOAD_LIMIT = 1024 * 1024  # the 5 MB file streams
+    page = member_page
+    compose(
+        page,
+        email="client@example.org",
+        verification="Opening code",
+        subject="Big scan",
+        files=attachments[1:],
+    )
+    page.get_by_role("button", name="Create links").click()
+    expect(page.get_by_role("heading", name="Your links are ready")).to_be_visible(timeout=60000)
+    link = page.get_by_label("client@example.org").input_value()
+    code = page.locator(".opening-code").inner_text()
+    recipient = open_as_recipient(new_context, link)
+    recipient.get_by_label("Opening code").fill(code)
+    recipient.get_by_role("button", name="Open").click()
+    expect(recipient.get_by_text("Here are the documents.")).to_be_visible(timeout=30000)
+    download_all(recipient, attachments[1:], tmp_path)
+    workers = recipient.evaluate(
+        "navigator.serviceWorker.getRegistrations().then(r => r.map(x => x.scope))"
+    )
+    assert any(scope.endswith("/static/sealbox/js/download/") for scope in workers)

@@ -76,7 +76,12 @@ def open_view(request, token):
     except services.ExchangeError:
         return render(request, "exchange/open_invalid.html", status=404)
     state = services.grant_state(grant)
-    context = {"grant": grant, "message": grant.message, "state": state}
+    context = {
+        "grant": grant,
+        "message": grant.message,
+        "state": state,
+        "in_memory_limit": settings.SEALBOX_IN_MEMORY_DOWNLOAD_LIMIT,
+    }
     if state != services.GrantState.OPEN:
         return render(request, "exchange/open_gone.html", context, status=410)
     return render(request, "exchange/open.html", context)

@@ -6,9 +6,11 @@ import { decodeLinkSecret } from "./links.js";
 import { fromBase64url, toBase64url } from "./b64.js";
 import { apiFetch, ApiError, formatSize } from "./transfer.js";
 
-// Above this size, write to a file chosen with the File System Access API when the
-// browser has it, instead of assembling the file in memory.
-const IN_MEMORY_LIMIT = 256 * 1024 * 1024;
+// Above this size a file is decrypted by a service worker while it streams to disk
+// (or written through the File System Access API), never assembled in memory.
+const IN_MEMORY_LIMIT = Number(document.getElementById("open").dataset.inMemoryLimit || 67108864);
+const WORKER_URL = "/static/sealbox/js/download-sw.js";
+const WORKER_SCOPE = "/static/sealbox/js/download/";
 
 const root = document.getElementById("open");
 const strings = document.getElementById("open-strings").dataset;
@@ -128,37 +130,89 @@ async function downloadFile(file, download, contentKey, button, progress) {
   progress.hidden = false;
   progress.value = 0;
   try {
-    const response = await fetch(download.url, { credentials: "same-origin" });
-    if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
-    let received = 0;
-    const counted = response.body.pipeThrough(new TransformStream({
-      transform(chunk, controller) {
-        received += chunk.length;
-        progress.value = Math.round((received / download.size) * 100);
-        controller.enqueue(chunk);
-      },
-    }));
-    const plaintext = counted.pipeThrough(decryptStream(contentKey));
-    if (file.size > IN_MEMORY_LIMIT && window.showSaveFilePicker) {
-      const handle = await window.showSaveFilePicker({ suggestedName: file.name });
-      await plaintext.pipeTo(await handle.createWritable());
+    if (file.size > IN_MEMORY_LIMIT && "serviceWorker" in navigator) {
+      await streamToDisk(file, download, contentKey, progress);
     } else {
-      // The whole plaintext is checked (no truncation) before the file is offered.
-      const blob = await new Response(plaintext).blob();
-      const url = URL.createObjectURL(new Blob([blob], { type: file.type }));
-      const link = document.createElement("a");
-      link.href = url;
-      link.download = file.name;
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      await downloadThroughPage(file, download, contentKey, progress);
     }
     progress.value = 100;
     button.textContent = `${strings.downloaded} ${file.name}`;
   } catch (error) {
-    showError(error instanceof ApiError ? error.message : strings.network);
+    showError(error instanceof ApiError || error instanceof Error ? error.message : strings.network);
   } finally {
     button.disabled = false;
+  }
+}
+
+async function downloadThroughPage(file, download, contentKey, progress) {
+  const response = await fetch(download.url, { credentials: "same-origin" });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  let received = 0;
+  const counted = response.body.pipeThrough(new TransformStream({
+    transform(chunk, controller) {
+      received += chunk.length;
+      progress.value = Math.round((received / download.size) * 100);
+      controller.enqueue(chunk);
+    },
+  }));
+  const plaintext = counted.pipeThrough(decryptStream(contentKey));
+  if (file.size > IN_MEMORY_LIMIT && window.showSaveFilePicker) {
+    const handle = await window.showSaveFilePicker({ suggestedName: file.name });
+    await plaintext.pipeTo(await handle.createWritable());
+    return;
+  }
+  // The whole plaintext is checked (no truncation) before the file is offered.
+  const blob = await new Response(plaintext).blob();
+  const url = URL.createObjectURL(new Blob([blob], { type: file.type }));
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = file.name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+async function downloadWorker() {
+  const registration = await navigator.serviceWorker.register(WORKER_URL, { type: "module", scope: WORKER_SCOPE });
+  const worker = registration.active || registration.waiting || registration.installing;
+  if (worker.state !== "activated") {
+    await new Promise((resolve) => {
+      worker.addEventListener("statechange", () => { if (worker.state === "activated") resolve(); });
+    });
+  }
+  return registration.active;
+}
+
+/** Let the service worker fetch, decrypt and save the file as a stream. */
+async function streamToDisk(file, download, contentKey, progress) {
+  const worker = await downloadWorker();
+  const id = crypto.randomUUID();
+  const channel = new MessageChannel();
+  const finished = new Promise((resolve, reject) => {
+    channel.port1.onmessage = ({ data }) => {
+      if (data.progress) progress.value = Math.round((data.progress / file.size) * 100);
+      if (data.done) resolve();
+      if (data.error) reject(new Error(data.error));
+    };
+  });
+  const ready = new Promise((resolve) => {
+    const previous = channel.port1.onmessage;
+    channel.port1.onmessage = (event) => {
+      if (event.data.ready) resolve();
+      else previous(event);
+    };
+  });
+  worker.postMessage({ id, url: download.url, key: contentKey, name: file.name, size: file.size },
+    [channel.port2]);
+  await ready;
+  const frame = document.createElement("iframe");
+  frame.hidden = true;
+  frame.src = `${WORKER_SCOPE}${id}`;
+  document.body.append(frame);
+  try {
+    await finished;
+  } finally {
+    setTimeout(() => frame.remove(), 1000);
   }
 }
