@@ -91,6 +91,32 @@ def batch(tmp_path_factory):
             ikm=ikm,
         )
 
+    # The test-only padding option and key ids give the same bytes in both.
+    for size, rs, pad, keyid in [
+        (0, 30, 13, b""),
+        (5, 30, 13, b"k"),
+        (40, 30, 5, b"id"),
+        (100, 18, 1, b""),
+        (13, 30, 12, b"x" * 255),
+    ]:
+        ikm, salt, plaintext = os.urandom(16), os.urandom(16), os.urandom(size)
+        body = ece.encrypt(plaintext, ikm, rs=rs, salt=salt, keyid=keyid, pad=pad)
+        assert ece.decrypt(body, ikm) == plaintext
+        for chunk in (None, 3):
+            add(
+                {
+                    "op": "encrypt",
+                    "plaintext": b64e(plaintext),
+                    "ikm": b64e(ikm),
+                    "rs": rs,
+                    "salt": b64e(salt),
+                    "keyid": b64e(keyid),
+                    "pad": pad,
+                    "chunk": chunk,
+                },
+                body=body,
+            )
+
     for name, body, key, message in tampered_payloads():
         for chunk in (None, 10):
             add(
