@@ -29,6 +29,10 @@ else:
 from sealbox.settings import *  # noqa: E402,F403
 from sealbox.settings import PASSWORD_HASHERS as PRODUCTION_PASSWORD_HASHERS  # noqa: E402,F401
 
+# One test database per run, so runs side by side on one server never collide.
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": f"test_sealbox_{os.getpid()}"}  # noqa: F405
+
 # Tasks run at once, in the request that queued them.
 TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 # Still Argon2id, with a small cost so hundreds of logins stay fast.

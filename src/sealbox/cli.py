@@ -135,9 +135,11 @@ def run_purge():
 
     from sealbox.exchange import services as exchange
     from sealbox.ratelimit import services as ratelimit
+    from sealbox.twofactor import services as twofactor
 
     report = exchange.purge()
     ratelimit.purge_older_than(timedelta(days=2))
+    twofactor.purge_expired()
     return report
 
 

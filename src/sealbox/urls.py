@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("sealbox.accounts.urls")),
     path("", include("sealbox.twofactor.urls")),  # two-factor login step and security pages
     path("", include("sealbox.exchange.urls")),
+    path("", include("sealbox.history.urls")),
     path("api/v1/", api.urls),
     path("operator/", admin.site.urls),
 ]

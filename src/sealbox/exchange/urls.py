@@ -6,7 +6,6 @@ app_name = "exchange"
 
 urlpatterns = [
     path("send/", views.send_view, name="send"),
-    path("messages/<uuid:public_id>/", views.message_view, name="message"),
     path("messages/<uuid:public_id>/delete/", views.delete_view, name="delete"),
     path("o/<str:token>", views.open_view, name="open"),
 ]

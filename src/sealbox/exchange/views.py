@@ -42,16 +42,6 @@ def send_view(request):
 
 
 @login_required
-def message_view(request, public_id):
-    try:
-        message = services.message_for_sender(request.user, public_id)
-    except services.ExchangeError:
-        raise Http404 from None
-    grants = [(g, services.grant_state(g)) for g in message.grants.order_by("id")]
-    return render(request, "exchange/message.html", {"message": message, "grants": grants})
-
-
-@login_required
 @require_http_methods(["GET", "POST"])
 def delete_view(request, public_id):
     try:
@@ -59,11 +49,11 @@ def delete_view(request, public_id):
     except services.ExchangeError:
         raise Http404 from None
     if message.state == MessageState.DELETED:
-        return redirect("exchange:message", public_id=message.public_id)
+        return redirect("history:message", public_id=message.public_id)
     if request.method == "POST":
         services.delete_message(request.user, message, request=request)
         messages.success(request, _("The message is deleted: its links no longer work."))
-        return redirect("exchange:message", public_id=message.public_id)
+        return redirect("history:message", public_id=message.public_id)
     return render(request, "exchange/delete.html", {"message": message})
 
 

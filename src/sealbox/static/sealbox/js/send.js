@@ -48,6 +48,12 @@ function addRecipient() {
 }
 
 recipients.querySelectorAll(".recipient").forEach(wireRecipient);
+
+// The date field matters only for "On a date".
+const expiryDateField = form.elements.expiry_date.closest(".field");
+const syncExpiry = () => { expiryDateField.hidden = form.elements.expires.value !== "date"; };
+form.elements.expires.addEventListener("change", syncExpiry);
+syncExpiry();
 document.getElementById("add-recipient").addEventListener("click", addRecipient);
 
 // --- Files ----------------------------------------------------------------------------

@@ -1,0 +1,309 @@
+"""The History: one row per recipient of every message, with filters, search, keyset
+pagination, per-user statistics and each message's timeline."""
+
+from __future__ import annotations
+
+import base64
+import json
+import zoneinfo
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import CharField, Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Cast, Coalesce
+from django.utils.translation import gettext_lazy as _
+
+from sealbox import clock
+from sealbox.accounts.models import User
+from sealbox.audit.models import Event
+from sealbox.exchange.models import BlobKind, Grant, Message, MessageState, Verification
+
+PAGE_SIZE = 50
+
+
+class Status:
+    OPENED = "opened"
+    NOT_OPENED = "not_opened"
+    EXPIRED = "expired"
+    DELETED = "deleted"
+
+    LABELS = {
+        OPENED: _("Opened"),
+        NOT_OPENED: _("Not opened"),
+        EXPIRED: _("Expired"),
+        DELETED: _("Deleted"),
+    }
+
+
+KIND_LABELS = {
+    "message": _("Message"),
+    "envelope": _("Envelope"),
+    "reply": _("Reply"),
+    "signature": _("Signature"),
+}
+
+ACTIVITY_LABELS = {
+    "message.created": _("Message prepared"),
+    "message.sent": _("Message sent"),
+    "notification.sent": _("Notification email sent"),
+    "twofactor.code_sent": _("Verification code sent"),
+    "grant.verification_failed": _("Verification failed"),
+    "message.opened": _("Opened"),
+    "file.downloaded": _("File downloaded"),
+    "grant.expired": _("Link expired"),
+    "message.expired": _("Message expired"),
+    "message.deleted": _("Deleted"),
+}
+
+
+def activity_label(action: str) -> str:
+    return str(ACTIVITY_LABELS.get(action, action))
+
+
+COLUMNS = [
+    ("reference", _("Reference")),
+    ("date", _("Date")),
+    ("latest_activity", _("Latest activity")),
+    ("expires", _("Expires")),
+    ("status", _("Status")),
+    ("subject", _("Subject")),
+    ("sender", _("Sender")),
+    ("recipient", _("Recipient")),
+    ("code", _("Code")),
+    ("files", _("Files")),
+    ("openings", _("Openings")),
+    ("activities", _("Activities")),
+    ("kind", _("Kind")),
+]
+
+
+@dataclass(frozen=True)
+class Filters:
+    start: date | None = None
+    end: date | None = None
+    search: str = ""
+    user_id: int | None = None  # administrators only: one user's messages
+
+
+@dataclass
+class Row:
+    grant: Grant
+    message: Message
+    latest_activity: datetime | None
+    activities: int
+    status: str
+
+    @property
+    def status_label(self) -> str:
+        return str(Status.LABELS[self.status])
+
+    @property
+    def kind(self) -> str:
+        return "message"
+
+    @property
+    def kind_label(self) -> str:
+        return str(KIND_LABELS[self.kind])
+
+    @property
+    def alive(self) -> bool:
+        return self.status in (Status.OPENED, Status.NOT_OPENED) and (
+            self.message.state == MessageState.SENT
+        )
+
+
+def local_bounds(filters: Filters, time_zone: str) -> tuple[datetime | None, datetime | None]:
+    """The filter's dates as moments: from the start date's midnight to the end of the end
+    date, in the user's time zone (the end date is included)."""
+    zone = zoneinfo.ZoneInfo(time_zone)
+    start = datetime.combine(filters.start, time.min, zone) if filters.start else None
+    end = datetime.combine(filters.end + timedelta(days=1), time.min, zone) if filters.end else None
+    return start, end
+
+
+def visible_grants(user: User, filters: Filters) -> QuerySet[Grant]:
+    """The recipients' rows this user may see: their own messages, or (administrators)
+    every message of the organisation, optionally one user's."""
+    query = Grant.objects.filter(
+        message__organisation=user.organisation,
+        message__state__in=[MessageState.SENT, MessageState.DELETED],
+    ).exclude(verification=Verification.ACCOUNT)
+    if not user.is_org_admin:
+        query = query.filter(message__sender=user)
+    elif filters.user_id:
+        query = query.filter(message__sender_id=filters.user_id)
+    start, end = local_bounds(filters, user.time_zone)
+    if start:
+        query = query.filter(message__sent_at__gte=start)
+    if end:
+        query = query.filter(message__sent_at__lt=end)
+    term = filters.search.strip()
+    if term:
+        query = query.filter(
+            Q(message__subject__icontains=term)
+            | Q(email__icontains=term)
+            | Q(message__sender__email__icontains=term)
+            | Q(message__sender__first_name__icontains=term)
+            | Q(message__sender__last_name__icontains=term)
+        )
+    return query
+
+
+def _event_subqueries():
+    events = Event.objects.filter(
+        target_type="message", target_id=Cast(OuterRef("message_id"), CharField())
+    )
+    latest = events.order_by().values("target_id").annotate(last=Max("created_at"))
+    count = events.order_by().values("target_id").annotate(n=Count("id"))
+    return Subquery(latest.values("last")[:1]), Subquery(count.values("n")[:1])
+
+
+def status_of(grant: Grant, now: datetime) -> str:
+    if grant.message.state == MessageState.DELETED or grant.revoked_at:
+        return Status.DELETED
+    if grant.opens > 0:
+        return Status.OPENED
+    if grant.expires_at <= now:
+        return Status.EXPIRED
+    return Status.NOT_OPENED
+
+
+def encode_cursor(row: Row) -> str:
+    raw = json.dumps([row.message.sent_at.isoformat(), row.grant.pk]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        moment, pk = json.loads(raw)
+        return datetime.fromisoformat(moment), int(pk)
+    except (ValueError, TypeError):
+        return None
+
+
+def rows(
+    user: User, filters: Filters, *, after: str = "", limit: int | None = PAGE_SIZE
+) -> Iterator[Row]:
+    """Rows newest first; `after` is the cursor of the last row of the previous page."""
+    latest, activities = _event_subqueries()
+    query = (
+        visible_grants(user, filters)
+        .select_related("message", "message__sender")
+        .annotate(latest_activity=latest, activities=Coalesce(activities, 0))
+        .order_by("-message__sent_at", "-id")
+    )
+    position = decode_cursor(after) if after else None
+    if position:
+        moment, pk = position
+        query = query.filter(Q(message__sent_at__lt=moment) | Q(message__sent_at=moment, id__lt=pk))
+    if limit is not None:
+        query = query[:limit]
+    now = clock.now()
+    for grant in query.iterator(chunk_size=500):
+        yield Row(
+            grant, grant.message, grant.latest_activity, grant.activities, status_of(grant, now)
+        )
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Row]
+    next_cursor: str
+
+
+def page(user: User, filters: Filters, *, after: str = "") -> Page:
+    found = list(rows(user, filters, after=after, limit=PAGE_SIZE + 1))
+    more = len(found) > PAGE_SIZE
+    found = found[:PAGE_SIZE]
+    return Page(found, encode_cursor(found[-1]) if more and found else "")
+
+
+# --- A message's timeline ---------------------------------------------------------------
+
+
+def timeline(message: Message) -> QuerySet[Event]:
+    return Event.objects.filter(target_type="message", target_id=str(message.pk)).order_by(
+        "created_at", "id"
+    )
+
+
+def downloads_per_file(message: Message) -> list[tuple[int, int, int]]:
+    """(file number, size, downloads) for each file of the message, in upload order."""
+    counts = dict(
+        Event.objects.filter(
+            target_type="message", target_id=str(message.pk), action="file.downloaded"
+        )
+        .values_list("details__file")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    files = message.blobs.filter(kind=BlobKind.FILE).order_by("id")
+    return [
+        (number, blob.size, counts.get(blob.file_ref, 0))
+        for number, blob in enumerate(files, start=1)
+    ]
+
+
+# --- Statistics -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserStatistics:
+    user: User
+    messages: int
+    files: int
+    total_bytes: int
+    recipients: int
+    opened: int
+
+    @property
+    def open_ratio(self) -> float:
+        return self.opened / self.recipients if self.recipients else 0.0
+
+
+def statistics(admin: User, filters: Filters) -> list[UserStatistics]:
+    """Per user of the organisation: messages sent, files, total size, open ratio."""
+    start, end = local_bounds(filters, admin.time_zone)
+    sent = Message.objects.filter(organisation=admin.organisation, sent_at__isnull=False)
+    if start:
+        sent = sent.filter(sent_at__gte=start)
+    if end:
+        sent = sent.filter(sent_at__lt=end)
+    per_sender = {
+        row["sender_id"]: row
+        for row in sent.values("sender_id")
+        .annotate(
+            messages=Count("id"),
+            files=Coalesce(Sum("file_count"), 0),
+            total=Coalesce(Sum("attachment_bytes"), 0),
+        )
+        .order_by()
+    }
+    grants = (
+        Grant.objects.filter(message__in=sent)
+        .exclude(verification=Verification.ACCOUNT)
+        .values(sender_id=F("message__sender_id"))
+        .annotate(recipients=Count("id"), opened=Count("id", filter=Q(opens__gt=0)))
+        .order_by()
+    )
+    per_grants = {row["sender_id"]: row for row in grants}
+    users = User.objects.filter(organisation=admin.organisation).order_by(
+        "last_name", "first_name", "email"
+    )
+    result = []
+    for user in users:
+        s = per_sender.get(user.pk, {})
+        g = per_grants.get(user.pk, {})
+        result.append(
+            UserStatistics(
+                user,
+                s.get("messages", 0),
+                s.get("files", 0),
+                s.get("total", 0),
+                g.get("recipients", 0),
+                g.get("opened", 0),
+            )
+        )
+    return result
