@@ -12,6 +12,8 @@ def navigation(request) -> dict:
         (_("History"), reverse("history:history")),
         (_("Account"), reverse("accounts:account")),
     ]
+    if getattr(user, "is_org_admin", False):
+        items.append((_("Users"), reverse("users:list")))
     path = request.path
     return {
         "nav_items": [

@@ -42,6 +42,7 @@ class SessionTimeoutMiddleware:
         session.setdefault(accounts.SESSION_LOGIN_AT, login_at)
         if now - seen_at >= SEEN_AT_GRANULARITY or accounts.SESSION_SEEN_AT not in session:
             session[accounts.SESSION_SEEN_AT] = now
+            accounts.touch_session(request)  # the Active sessions list (last seen, address)
 
 
 class UserPreferencesMiddleware:

@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("sealbox.twofactor.urls")),  # two-factor login step and security pages
     path("", include("sealbox.exchange.urls")),
     path("", include("sealbox.history.urls")),
+    path("", include("sealbox.users.urls")),  # user administration, invitations
     path("api/v1/", api.urls),
     path("operator/", admin.site.urls),
 ]

@@ -7,7 +7,7 @@ from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from sealbox.accounts.models import User
+from sealbox.accounts.models import Language, User
 from sealbox.notify import services as notify
 
 
@@ -33,12 +33,32 @@ def time_zone_choices() -> list[tuple[str, str]]:
     ]
 
 
+def country_choices() -> list[tuple[str, str]]:
+    import phonenumbers
+
+    return sorted(
+        (region, f"{region} (+{phonenumbers.country_code_for_region(region)})")
+        for region in phonenumbers.SUPPORTED_REGIONS
+        if region != "001"
+    )
+
+
 class ProfileForm(forms.ModelForm):
     time_zone = forms.ChoiceField(label=_("Time zone"), choices=time_zone_choices)
+    sms_country = forms.ChoiceField(
+        label=_("Default SMS country"),
+        choices=country_choices,
+        required=False,
+        help_text=_("Used to read phone numbers typed without a country code."),
+    )
+
+    def clean_sms_country(self) -> str:
+        # Older forms did not send it: keep the saved value.
+        return self.cleaned_data.get("sms_country") or self.instance.sms_country
 
     class Meta:
         model = User
-        fields = ["first_name", "last_name", "time_zone", "language", "date_format"]
+        fields = ["first_name", "last_name", "time_zone", "language", "date_format", "sms_country"]
         labels = {
             "first_name": _("First name"),
             "last_name": _("Last name"),
@@ -127,3 +147,55 @@ class SealboxSetPasswordForm(SetPasswordForm):
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
+
+
+class EmailChangeForm(forms.Form):
+    new_email = forms.EmailField(
+        label=_("New email address"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    password = forms.CharField(
+        label=_("Your password"),
+        strip=False,
+        max_length=1024,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(label=_("Token name"), max_length=64)
+    days = forms.TypedChoiceField(
+        label=_("Expires after"),
+        coerce=int,
+        choices=[
+            (7, _("7 days")),
+            (30, _("30 days")),
+            (90, _("90 days")),
+            (365, _("1 year")),
+        ],
+        initial=30,
+    )
+
+
+class PreferencesForm(forms.ModelForm):
+    max_opens = forms.IntegerField(label=_("Maximum opens"), min_value=1, max_value=99)
+    recipient_language = forms.ChoiceField(
+        label=_("Recipient language"),
+        required=False,
+        choices=[("", _("Same as mine"))] + list(Language.choices),
+    )
+
+    class Meta:
+        from sealbox.accounts.models import MessagePreferences
+
+        model = MessagePreferences
+        fields = [
+            "expiry_days",
+            "max_opens",
+            "verification",
+            "notify_on_open",
+            "show_subject",
+            "keep_copy",
+            "recipient_language",
+        ]

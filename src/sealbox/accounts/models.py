@@ -44,6 +44,11 @@ class Organisation(models.Model):
     opening_code_in_separate_email = models.BooleanField(
         _("send the opening code in a separate email"), default=True
     )
+    # Empty: any address. Otherwise one domain a line (example.com); new users must match.
+    approved_email_domains = models.TextField(_("approved email domains"), blank=True)
+    accent_colour = models.CharField(_("accent colour"), max_length=7, blank=True)
+    logo = models.BinaryField(_("logo"), blank=True, null=True)
+    logo_type = models.CharField(max_length=20, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -51,6 +56,14 @@ class Organisation(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def approved_domains(self) -> list[str]:
+        return [
+            line.strip().lower().lstrip("@")
+            for line in self.approved_email_domains.replace(",", "\n").splitlines()
+            if line.strip()
+        ]
 
     def clean(self) -> None:
         if self.plan_id and self.default_expiry_days > self.plan.max_retention_days:
@@ -124,6 +137,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Operators only: access to the Django admin, unrelated to the organisation role.
     is_staff = models.BooleanField(_("operator"), default=False)
     date_joined = models.DateTimeField(_("joined"), auto_now_add=True)
+    # Deleted users keep their row (their messages keep their sender) with personal data
+    # scrubbed; they are hidden from the users list and hold no seat.
+    deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
 
     objects = UserManager()
 
@@ -158,3 +174,89 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 def first_of_month(today: date) -> date:
     return today.replace(day=1)
+
+
+# --- Account management (issue 8) ----------------------------------------------------
+
+
+class MessagePreferences(models.Model):
+    """A user's defaults for new messages: the send page starts from them."""
+
+    EXPIRY_CHOICES = [(1, _("1 day")), (7, _("7 days")), (30, _("30 days"))]
+    VERIFICATION_CHOICES = [
+        ("opening_code", _("Opening code")),
+        ("email_code", _("Email code")),
+        ("sms_code", _("SMS code")),
+        ("password", _("Password")),
+    ]
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="message_preferences")
+    expiry_days = models.PositiveIntegerField(_("Expires after"), choices=EXPIRY_CHOICES, default=7)
+    max_opens = models.PositiveSmallIntegerField(_("Maximum opens"), default=1)
+    verification = models.CharField(
+        _("Verification"), max_length=16, choices=VERIFICATION_CHOICES, default="opening_code"
+    )
+    notify_on_open = models.BooleanField(_("Notify me when it is opened"), default=True)
+    show_subject = models.BooleanField(_("Show the subject in the email"), default=True)
+    keep_copy = models.BooleanField(_("Keep a copy for me"), default=False)
+    recipient_language = models.CharField(
+        _("Recipient language"), max_length=5, choices=Language.choices, blank=True
+    )
+
+    def clean(self) -> None:
+        if not 1 <= (self.max_opens or 0) <= 99:
+            raise ValidationError({"max_opens": _("Choose between 1 and 99 opens.")})
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only its SHA-256 is stored; the token is shown once."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(_("name"), max_length=64)
+    prefix = models.CharField(max_length=16)  # the first characters, to recognise it
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SessionRecord(models.Model):
+    """What a person sees of their open sessions: device, address, last seen."""
+
+    session_key = models.CharField(max_length=40, unique=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="session_records")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    created_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+
+class Invitation(models.Model):
+    """A link to set a first password: 72 hours, single use; only its hash is stored."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="invitations")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+
+class EmailChange(models.Model):
+    """A requested address change, waiting for the link sent to the new address."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="email_changes")
+    new_email = models.EmailField(max_length=254)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)

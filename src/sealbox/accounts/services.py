@@ -11,6 +11,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from sealbox import clock
 from sealbox.accounts.models import Organisation, Plan, Role, User, normalize_email
@@ -198,7 +199,7 @@ def create_user(
     return user
 
 
-PROFILE_FIELDS = ("first_name", "last_name", "time_zone", "language", "date_format")
+PROFILE_FIELDS = ("first_name", "last_name", "time_zone", "language", "date_format", "sms_country")
 
 
 def update_profile(user: User, request: HttpRequest | None = None, **values) -> list[str]:
@@ -327,6 +328,7 @@ def complete_login(request: HttpRequest, user: User) -> None:
         request.session[SESSION_LOGIN_AT] = now
         request.session[SESSION_SEEN_AT] = now
         audit.record("login.succeeded", actor=user, target=user, request=request)
+        record_session(request, user)
 
 
 def log_out(request: HttpRequest, *, reason: str = "") -> None:
@@ -339,4 +341,500 @@ def log_out(request: HttpRequest, *, reason: str = "") -> None:
             request=request,
             details={"reason": reason} if reason else None,
         )
+        forget_session(request.session.session_key)
     logout(request)
+
+
+# --- Security notices ----------------------------------------------------------------
+
+
+def email_security_notice(user: User, what, *, actor: User | None = None, to: str = "") -> None:
+    """Tell a user that something about their account's security changed.
+
+    `what` is a lazy translation: it is rendered in the user's language.
+    """
+    from django.conf import settings
+
+    from sealbox.notify import services as notify
+
+    notify.send_templated_email(
+        to or user.email,
+        subject_template="accounts/email/security_notice_subject.txt",
+        text_template="accounts/email/security_notice.txt",
+        context={
+            "user_name": user.display_name,
+            "what": what,
+            "admin_name": actor.display_name if actor is not None and actor != user else "",
+            "base_url": settings.SEALBOX_BASE_URL,
+        },
+        language=user.language,
+    )
+
+
+def token_hash(secret: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# --- Active sessions ----------------------------------------------------------------
+
+SESSION_TOUCH_SECONDS = 30
+
+
+def _session_store():
+    from importlib import import_module
+
+    from django.conf import settings
+
+    return import_module(settings.SESSION_ENGINE).SessionStore
+
+
+def record_session(request: HttpRequest, user: User) -> None:
+    """Note the device and address of a newly opened session (called at login)."""
+    from sealbox.accounts.models import SessionRecord
+    from sealbox.http import user_agent
+
+    key = request.session.session_key
+    if not key:
+        request.session.save()
+        key = request.session.session_key
+    now = clock.now()
+    SessionRecord.objects.update_or_create(
+        session_key=key,
+        defaults={
+            "user": user,
+            "ip": client_ip(request),
+            "user_agent": user_agent(request),
+            "created_at": now,
+            "last_seen_at": now,
+        },
+    )
+
+
+def touch_session(request: HttpRequest) -> None:
+    """Refresh last seen and address (the timeout middleware calls this every 30 s)."""
+    from sealbox.accounts.models import SessionRecord
+    from sealbox.http import user_agent
+
+    key = request.session.session_key
+    if not key or not request.user.is_authenticated:
+        return
+    now = clock.now()
+    updated = SessionRecord.objects.filter(session_key=key, user=request.user).update(
+        last_seen_at=now, ip=client_ip(request)
+    )
+    if not updated:
+        SessionRecord.objects.create(
+            session_key=key,
+            user=request.user,
+            ip=client_ip(request),
+            user_agent=user_agent(request),
+            created_at=now,
+            last_seen_at=now,
+        )
+
+
+def forget_session(session_key: str | None) -> None:
+    from sealbox.accounts.models import SessionRecord
+
+    if session_key:
+        SessionRecord.objects.filter(session_key=session_key).delete()
+
+
+def active_sessions(user: User):
+    """The user's sessions still alive, most recent first (stale records are dropped)."""
+    from django.conf import settings
+
+    from sealbox.accounts.models import SessionRecord
+
+    cutoff = clock.now() - timedelta(seconds=settings.SEALBOX_SESSION_IDLE_SECONDS)
+    SessionRecord.objects.filter(user=user, last_seen_at__lt=cutoff).delete()
+    return SessionRecord.objects.filter(user=user).order_by("-last_seen_at")
+
+
+def end_sessions(user: User, *, keep: str | None = None) -> int:
+    """End every session of the user (but `keep`): the session rows are deleted."""
+    from sealbox.accounts.models import SessionRecord
+
+    store = _session_store()
+    records = SessionRecord.objects.filter(user=user)
+    if keep:
+        records = records.exclude(session_key=keep)
+    keys = list(records.values_list("session_key", flat=True))
+    for key in keys:
+        store(session_key=key).delete()
+    records.delete()
+    return len(keys)
+
+
+def log_out_other_sessions(request: HttpRequest, user: User) -> int:
+    with transaction.atomic():
+        count = end_sessions(user, keep=request.session.session_key)
+        audit.record(
+            "sessions.logged_out_others",
+            actor=user,
+            target=user,
+            request=request,
+            details={"sessions": count},
+        )
+    return count
+
+
+def describe_device(agent: str) -> str:
+    """ "Firefox on Windows": enough to recognise a session, from the user agent."""
+    agent = agent or ""
+    browser = next(
+        (
+            name
+            for token, name in (
+                ("Edg/", "Edge"),
+                ("OPR/", "Opera"),
+                ("Firefox/", "Firefox"),
+                ("Chrome/", "Chrome"),
+                ("Chromium/", "Chromium"),
+                ("Safari/", "Safari"),
+                ("python-requests", "Python"),
+                ("python-httpx", "Python"),
+                ("curl/", "curl"),
+            )
+            if token in agent
+        ),
+        "",
+    )
+    system = next(
+        (
+            name
+            for token, name in (
+                ("Android", "Android"),
+                ("iPhone", "iPhone"),
+                ("iPad", "iPad"),
+                ("Windows", "Windows"),
+                ("Mac OS X", "macOS"),
+                ("CrOS", "ChromeOS"),
+                ("Linux", "Linux"),
+            )
+            if token in agent
+        ),
+        "",
+    )
+    if browser and system:
+        return _("%(browser)s on %(system)s") % {"browser": browser, "system": system}
+    return browser or system or _("Unknown device")
+
+
+# --- Personal API tokens ------------------------------------------------------------
+
+TOKEN_PREFIX = "sbx_"
+TOKEN_EXPIRY_CHOICES_DAYS = (7, 30, 90, 365)
+MAX_TOKENS_PER_USER = 20
+TOKEN_TOUCH_SECONDS = 60
+
+
+def live_tokens(user: User):
+    from sealbox.accounts.models import ApiToken
+
+    return ApiToken.objects.filter(
+        user=user, revoked_at__isnull=True, expires_at__gt=clock.now()
+    ).order_by("-created_at")
+
+
+def create_api_token(request: HttpRequest | None, user: User, name: str, days: int):
+    """A new token: 256 random bits after a recognisable prefix. Returns (token, secret);
+    the secret is shown once and only its SHA-256 is stored."""
+    import secrets
+
+    from sealbox.accounts.models import ApiToken
+
+    name = (name or "").strip()
+    if not name:
+        raise AccountError(_("Give the token a name, for example the tool that will use it."))
+    if days not in TOKEN_EXPIRY_CHOICES_DAYS:
+        raise AccountError(_("Choose an expiry from the list."))
+    if live_tokens(user).count() >= MAX_TOKENS_PER_USER:
+        raise AccountError(
+            _("You have %(n)d active tokens, the most allowed. Revoke one first.")
+            % {"n": MAX_TOKENS_PER_USER}
+        )
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = clock.now()
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=user,
+            name=name[:64],
+            prefix=secret[: len(TOKEN_PREFIX) + 6],
+            token_hash=token_hash(secret),
+            created_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+        audit.record(
+            "api_token.created",
+            actor=user,
+            target=user,
+            request=request,
+            details={
+                "token": token.pk,
+                "name": token.name,
+                "expires_at": token.expires_at.isoformat(),
+            },
+        )
+        email_security_notice(
+            user,
+            _lazy(
+                gettext_noop("A personal API token named “%(name)s” was created."), name=token.name
+            ),
+        )
+    return token, secret
+
+
+def revoke_api_token(request: HttpRequest | None, user: User, pk: int) -> None:
+    from sealbox.accounts.models import ApiToken
+
+    token = ApiToken.objects.filter(user=user, pk=pk, revoked_at__isnull=True).first()
+    if token is None:
+        raise AccountError(_("No such token."))
+    with transaction.atomic():
+        token.revoked_at = clock.now()
+        token.save(update_fields=["revoked_at"])
+        audit.record(
+            "api_token.revoked",
+            actor=user,
+            target=user,
+            request=request,
+            details={"token": token.pk, "name": token.name},
+        )
+        email_security_notice(
+            user,
+            _lazy(
+                gettext_noop("The personal API token named “%(name)s” was revoked."),
+                name=token.name,
+            ),
+        )
+
+
+def user_for_token(secret: str) -> User | None:
+    """The active user a Bearer token belongs to, or None (unknown, revoked, expired)."""
+    from sealbox.accounts.models import ApiToken
+
+    if not secret or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        return None
+    now = clock.now()
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(token_hash=token_hash(secret), revoked_at__isnull=True, expires_at__gt=now)
+        .first()
+    )
+    if token is None or not token.user.is_active or token.user.deleted_at is not None:
+        return None
+    if (
+        token.last_used_at is None
+        or (now - token.last_used_at).total_seconds() >= TOKEN_TOUCH_SECONDS
+    ):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user
+
+
+class _lazy:
+    """A translatable sentence with values, translated when rendered (in an email's
+    language, not the language of the request that caused it)."""
+
+    def __init__(self, text: str, **values):
+        self.text = text
+        self.values = values
+
+    def __str__(self) -> str:
+        from django.utils.translation import gettext
+
+        return gettext(self.text) % self.values
+
+
+# --- Email address change -----------------------------------------------------------
+
+EMAIL_CHANGE_LIFETIME = timedelta(hours=24)
+
+
+def email_allowed(organisation: Organisation, email: str) -> bool:
+    domains = organisation.approved_domains
+    if not domains:
+        return True
+    return email.rsplit("@", 1)[-1].lower() in domains
+
+
+def domain_refused_message(organisation: Organisation, email: str) -> str:
+    return _("%(email)s is outside the approved email domains of %(org)s (%(domains)s).") % {
+        "email": email,
+        "org": organisation.name,
+        "domains": ", ".join(organisation.approved_domains),
+    }
+
+
+def request_email_change(request: HttpRequest, user: User, new_email: str, password: str) -> None:
+    """Send a confirmation link to the new address; nothing changes until it is used."""
+    import secrets
+
+    from django.conf import settings
+    from django.urls import reverse
+
+    from sealbox.accounts.models import EmailChange
+    from sealbox.notify import services as notify
+
+    if not user.check_password(password):
+        raise AccountError(_("Your password is not correct."))
+    new_email = normalize_email(new_email)
+    try:
+        validate_email(new_email)
+    except ValidationError:
+        raise AccountError(
+            _("%(email)s is not a valid email address.") % {"email": new_email}
+        ) from None
+    if new_email == user.email:
+        raise AccountError(_("This is already your email address."))
+    if User.objects.filter(email=new_email).exists():
+        raise AccountError(_("Another account already uses this address."))
+    if not email_allowed(user.organisation, new_email):
+        raise AccountError(domain_refused_message(user.organisation, new_email))
+    secret = secrets.token_urlsafe(32)
+    now = clock.now()
+    with transaction.atomic():
+        EmailChange.objects.filter(user=user, used_at__isnull=True).delete()
+        EmailChange.objects.create(
+            user=user,
+            new_email=new_email,
+            token_hash=token_hash(secret),
+            created_at=now,
+            expires_at=now + EMAIL_CHANGE_LIFETIME,
+        )
+        audit.record(
+            "email.change_requested",
+            actor=user,
+            target=user,
+            request=request,
+            details={"from": user.email, "to": new_email},
+        )
+    notify.send_templated_email(
+        new_email,
+        subject_template="accounts/email/email_change_subject.txt",
+        text_template="accounts/email/email_change.txt",
+        context={
+            "user_name": user.display_name,
+            "confirm_url": settings.SEALBOX_BASE_URL
+            + reverse("accounts:email_confirm", kwargs={"token": secret}),
+            "hours": int(EMAIL_CHANGE_LIFETIME.total_seconds() // 3600),
+        },
+        language=user.language,
+        sensitive=True,
+    )
+
+
+def pending_email_for(user: User) -> str:
+    """The address waiting for confirmation, if any."""
+    from sealbox.accounts.models import EmailChange
+
+    change = (
+        EmailChange.objects.filter(user=user, used_at__isnull=True, expires_at__gt=clock.now())
+        .order_by("-created_at")
+        .first()
+    )
+    return change.new_email if change else ""
+
+
+def pending_email_change(token: str):
+    from sealbox.accounts.models import EmailChange
+
+    change = (
+        EmailChange.objects.select_related("user")
+        .filter(token_hash=token_hash(token or ""), used_at__isnull=True)
+        .first()
+    )
+    if change is None or change.expires_at <= clock.now() or not change.user.is_active:
+        return None
+    return change
+
+
+def confirm_email_change(request: HttpRequest, token: str) -> User:
+    from sealbox.accounts.models import EmailChange
+
+    with transaction.atomic():
+        change = pending_email_change(token)
+        if change is None:
+            raise AccountError(_("This link has expired or was already used."))
+        # Single use, even when two requests race for it.
+        claimed = EmailChange.objects.filter(pk=change.pk, used_at__isnull=True).update(
+            used_at=clock.now()
+        )
+        if not claimed:
+            raise AccountError(_("This link has expired or was already used."))
+        user = change.user
+        if User.objects.filter(email=change.new_email).exclude(pk=user.pk).exists():
+            raise AccountError(_("Another account already uses this address."))
+        old_email = user.email
+        user.email = change.new_email
+        user.save(update_fields=["email"])
+        audit.record(
+            "email.changed",
+            actor=user,
+            target=user,
+            request=request,
+            details={"from": old_email, "to": user.email},
+        )
+        email_security_notice(
+            user,
+            _lazy(
+                gettext_noop("The email address of your account was changed to %(email)s."),
+                email=user.email,
+            ),
+            to=old_email,
+        )
+    return user
+
+
+# --- Preferences for new messages ---------------------------------------------------
+
+PREFERENCE_FIELDS = (
+    "expiry_days",
+    "max_opens",
+    "verification",
+    "notify_on_open",
+    "show_subject",
+    "keep_copy",
+    "recipient_language",
+)
+
+
+def message_preferences(user: User):
+    """The user's saved defaults, or the product's defaults when none are saved."""
+    from sealbox.accounts.models import MessagePreferences
+
+    found = MessagePreferences.objects.filter(user=user).first()
+    if found is not None:
+        return found
+    return MessagePreferences(
+        user=user,
+        expiry_days=user.organisation.default_expiry_days
+        if user.organisation.default_expiry_days in (1, 7, 30)
+        else 7,
+    )
+
+
+def update_preferences(user: User, request: HttpRequest | None = None, **values) -> list[str]:
+    preferences = message_preferences(user)
+    changed = [
+        name
+        for name in PREFERENCE_FIELDS
+        if name in values and getattr(preferences, name) != values[name]
+    ]
+    if not changed and preferences.pk:
+        return []
+    for name in changed:
+        setattr(preferences, name, values[name])
+    preferences.full_clean(exclude=["user"])
+    with transaction.atomic():
+        preferences.save()
+        audit.record(
+            "preferences.updated",
+            actor=user,
+            target=user,
+            request=request,
+            details={"fields": changed},
+        )
+    return changed

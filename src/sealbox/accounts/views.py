@@ -112,12 +112,170 @@ def account_view(request):
             httponly=True,
         )
         return response
+    return _render_account(request, form=form, phone_section=phone_section)
+
+
+def _render_account(request, *, status: int = 200, **forms_in):
+    """The account page, with any bound form given (to show its errors and keep input)."""
+    user = request.user
+    if "form" not in forms_in:
+        forms_in["form"] = forms.ProfileForm(instance=copy.copy(user), prefix="profile")
+    if "phone_section" not in forms_in:
+        forms_in["phone_section"] = twofactor_views.phone_section(request)
     context = {
-        "form": form,
         "licence": services.licence_summary(user.organisation),
-        "phone_section": phone_section,
+        "last_sent": _last_sent(user),
+        "email_form": forms.EmailChangeForm(prefix="email"),
+        "token_form": forms.ApiTokenForm(prefix="token"),
+        "preferences_form": forms.PreferencesForm(
+            instance=services.message_preferences(user), prefix="prefs"
+        ),
+        "sessions": [
+            {
+                "record": record,
+                "device": services.describe_device(record.user_agent),
+                "current": record.session_key == request.session.session_key,
+            }
+            for record in services.active_sessions(user)
+        ],
+        "tokens": services.live_tokens(user),
+        "pending_email": services.pending_email_for(user),
+        **forms_in,
     }
-    return render(request, "accounts/account.html", context)
+    return render(request, "accounts/account.html", context, status=status)
+
+
+def _last_sent(user):
+    from django.apps import apps
+
+    if not apps.is_installed("sealbox.exchange"):
+        return None
+    from sealbox.exchange.models import Message
+
+    return (
+        Message.objects.filter(organisation=user.organisation, sender=user, sent_at__isnull=False)
+        .order_by("-sent_at")
+        .values_list("sent_at", flat=True)
+        .first()
+    )
+
+
+@require_POST
+@login_required
+@reauth_required
+@sensitive_post_parameters("email-password")
+def email_change_view(request):
+    form = forms.EmailChangeForm(request.POST, prefix="email")
+    if form.is_valid():
+        try:
+            services.request_email_change(
+                request,
+                request.user,
+                form.cleaned_data["new_email"],
+                form.cleaned_data["password"],
+            )
+        except services.AccountError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(
+                request,
+                _(
+                    "We sent a confirmation link to %(email)s. Your address changes when you "
+                    "open it (within 24 hours)."
+                )
+                % {"email": form.cleaned_data["new_email"]},
+            )
+            return redirect("accounts:account")
+    return _render_account(request, email_form=form, status=400)
+
+
+@never_cache
+def email_confirm_view(request, token: str):
+    """The link sent to the new address. A GET only shows a button: mail scanners that
+    follow links must not use it up."""
+    change = services.pending_email_change(token)
+    if change is None:
+        return render(request, "accounts/email_confirm.html", {"change": None}, status=404)
+    if request.method == "POST":
+        try:
+            services.confirm_email_change(request, token)
+        except services.AccountError as error:
+            messages.error(request, str(error))
+            return render(request, "accounts/email_confirm.html", {"change": None}, status=409)
+        messages.success(
+            request, _("Your email address is now %(email)s.") % {"email": change.new_email}
+        )
+        return redirect("accounts:account" if request.user.is_authenticated else "accounts:login")
+    return render(request, "accounts/email_confirm.html", {"change": change})
+
+
+@require_POST
+@login_required
+def sessions_logout_others_view(request):
+    count = services.log_out_other_sessions(request, request.user)
+    messages.success(
+        request,
+        ngettext(
+            "%(n)d other session was logged out.",
+            "%(n)d other sessions were logged out.",
+            count,
+        )
+        % {"n": count},
+    )
+    return redirect("accounts:account")
+
+
+@require_POST
+@login_required
+@reauth_required
+@never_cache
+def token_create_view(request):
+    form = forms.ApiTokenForm(request.POST, prefix="token")
+    if form.is_valid():
+        try:
+            token, secret = services.create_api_token(
+                request, request.user, form.cleaned_data["name"], form.cleaned_data["days"]
+            )
+        except services.AccountError as error:
+            form.add_error(None, str(error))
+        else:
+            # Shown in this response only; it is never stored in clear.
+            response = render(
+                request, "accounts/token_created.html", {"token": token, "secret": secret}
+            )
+            response["Cache-Control"] = "no-store"
+            return response
+    return _render_account(request, token_form=form, status=400)
+
+
+@require_POST
+@login_required
+@reauth_required
+def token_revoke_view(request, pk: int):
+    try:
+        services.revoke_api_token(request, request.user, pk)
+    except services.AccountError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, _("The token is revoked: it no longer works."))
+    return redirect("accounts:account")
+
+
+@require_POST
+@login_required
+def preferences_view(request):
+    user = request.user
+    form = forms.PreferencesForm(
+        request.POST, instance=copy.copy(services.message_preferences(user)), prefix="prefs"
+    )
+    if form.is_valid():
+        values = {name: form.cleaned_data[name] for name in services.PREFERENCE_FIELDS}
+        if services.update_preferences(user, request, **values):
+            messages.success(request, _("Your preferences are saved."))
+        else:
+            messages.info(request, _("Nothing to save: no field was changed."))
+        return redirect("accounts:account")
+    return _render_account(request, preferences_form=form, status=400)
 
 
 @sensitive_post_parameters("current_password", "new_password")

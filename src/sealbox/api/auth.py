@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from ninja.errors import HttpError
-from ninja.security import APIKeyCookie
+from ninja.security import APIKeyCookie, HttpBearer
 
 from sealbox import csrf
 
@@ -35,4 +35,18 @@ def public_csrf(request) -> bool:
     return True
 
 
+class TokenAuth(HttpBearer):
+    """A personal API token (Authorization: Bearer sbx_…); no cookie, so no CSRF."""
+
+    def authenticate(self, request, token):
+        from sealbox.accounts.services import user_for_token
+
+        user = user_for_token(token)
+        if user is None:
+            return None
+        request.user = user
+        return user
+
+
 session_auth = SessionAuth()
+token_auth = TokenAuth()

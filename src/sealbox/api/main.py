@@ -6,7 +6,7 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from sealbox.api.auth import session_auth
+from sealbox.api.auth import session_auth, token_auth
 from sealbox.exchange.services import ExchangeError
 
 api = NinjaAPI(
@@ -14,7 +14,7 @@ api = NinjaAPI(
     version="1",
     description="Secure messages with end-to-end encryption. Content is encrypted on the "
     "client (RFC 8188 aes128gcm); the server only stores ciphertext.",
-    auth=session_auth,
+    auth=[token_auth, session_auth],
     urls_namespace="api",
     docs_url="/docs",
 )
@@ -65,3 +65,4 @@ def not_found(request, error):
 
 
 api.add_router("/", "sealbox.exchange.api.router")
+api.add_router("/", "sealbox.users.api.router")

@@ -21,17 +21,25 @@ def send_view(request):
     user = request.user
     organisation = user.organisation
     plan = organisation.plan
+    # The user's preferences for new messages (Account > Preferences) set the defaults.
+    preferences = accounts.message_preferences(user)
     form = SendForm(
         initial={
-            "language": user.language,
-            "expires": str(min(organisation.default_expiry_days, 30))
-            if str(organisation.default_expiry_days) in ("1", "7", "30")
+            "language": preferences.recipient_language or user.language,
+            "expires": str(preferences.expiry_days)
+            if str(preferences.expiry_days) in ("1", "7", "30")
             else "7",
+            "max_opens": preferences.max_opens,
+            "notify_on_open": preferences.notify_on_open,
+            "show_subject": preferences.show_subject,
+            "keep_copy": preferences.keep_copy,
         }
     )
     context = {
         "form": form,
-        "recipient_form": RecipientForm(prefix="r0"),
+        "recipient_form": RecipientForm(
+            prefix="r0", initial={"verification": preferences.verification}
+        ),
         "plan": plan,
         "licence": accounts.licence_summary(organisation),
         "max_retention_days": plan.max_retention_days,
