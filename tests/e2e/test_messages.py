@@ -1,81 +1,19 @@
 """A member sends secure messages from the portal; recipients open them in other browsers."""
 
 import hashlib
-import os
 import re
-from email import message_from_bytes
-from email.policy import default as default_policy
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from sealbox.exchange.models import Grant
-from tests.conftest import PASSWORD
-from tests.twofactor.conftest import SMSOutbox
+from tests.e2e.conftest import MailFolder  # noqa: F401 - other journeys import it from here
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LINK = re.compile(r"http://\S+/o/[A-Za-z0-9_-]+#[A-Za-z0-9_-]+")
 OPENING_CODE = re.compile(r"\b([A-Z2-9]{4}-[A-Z2-9]{4})\b")
-
-
-class MailFolder:
-    """Emails written by Django's file backend (SEALBOX_EMAIL_URL=filemail://…)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def messages(self) -> list:
-        found = []
-        for file in sorted(self.path.glob("*.log"), key=lambda p: p.stat().st_mtime):
-            for raw in file.read_bytes().split(b"-" * 79 + b"\n"):
-                if raw.strip():
-                    found.append(message_from_bytes(raw, policy=default_policy))
-        return found
-
-    def texts_to(self, address: str) -> list[str]:
-        return [m.get_body(("plain",)).get_content() for m in self.messages() if address in m["To"]]
-
-
-@pytest.fixture
-def mail_folder(tmp_path, settings) -> MailFolder:
-    folder = tmp_path / "mail"
-    folder.mkdir()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-    settings.EMAIL_FILE_PATH = str(folder)
-    return MailFolder(folder)
-
-
-@pytest.fixture
-def sms_folder(tmp_path, settings, monkeypatch) -> SMSOutbox:
-    from sealbox.notify import sms_tasks
-
-    path = tmp_path / "sms.jsonl"
-    settings.SEALBOX_SMS_URL = f"file://{path}"
-    monkeypatch.setattr(sms_tasks, "RETRY_DELAYS_SECONDS", (0.0, 0.0))
-    return SMSOutbox(path)
-
-
-@pytest.fixture
-def member_page(new_context, live_server, user, settings):
-    settings.SEALBOX_BASE_URL = live_server.url
-    page = new_context(accept_downloads=True).new_page()
-    page.goto("/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/account/$"))
-    return page
-
-
-@pytest.fixture
-def attachments(tmp_path):
-    small = tmp_path / "notes.txt"
-    small.write_bytes(b"Meeting notes\n" * 100)
-    large = tmp_path / "scan.pdf"
-    large.write_bytes(os.urandom(5 * 1024 * 1024 + 12345))  # several MB, many records
-    return [small, large]
 
 
 def sha256(path_or_bytes) -> str:
