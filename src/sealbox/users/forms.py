@@ -128,10 +128,17 @@ class OrganisationForm(forms.ModelForm):
             "opening_code_in_separate_email",
             "approved_email_domains",
             "accent_colour",
-            "audit_retention_days",
             "require_2fa",
         ]
         labels = {"name": _("Name")}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The retention field belongs to the audit app's purge; shown when it exists.
+        if hasattr(self.instance, "audit_retention_days"):
+            self.fields["audit_retention_days"].initial = self.instance.audit_retention_days
+        else:
+            del self.fields["audit_retention_days"]
 
     def clean_logo(self):
         from sealbox.accounts.services import AccountError

@@ -626,8 +626,8 @@ def set_active(request: HttpRequest | None, actor: User, target: User, active: b
     if target.is_active == active:
         return False
     if not active:
-        _ensure_not_self(actor, target)
         _ensure_not_last_admin(target)
+        _ensure_not_self(actor, target)
     with transaction.atomic():
         if active:
             Organisation.objects.select_for_update().filter(pk=actor.organisation_id).first()
@@ -665,8 +665,8 @@ def delete_user(request: HttpRequest | None, actor: User, target: User) -> None:
     require_admin(actor)
     if target.organisation_id != actor.organisation_id:
         raise Http404
-    _ensure_not_self(actor, target)
     _ensure_not_last_admin(target)
+    _ensure_not_self(actor, target)
     email = target.email
     language = target.language
     name = target.display_name
@@ -780,7 +780,9 @@ def update_organisation(
     if values.get("accent_colour") and not COLOUR.match(values["accent_colour"]):
         raise AccountError(_("The accent colour is written #RRGGBB, for example #1d4ed8."))
     changed = [
-        n for n in ORGANISATION_FIELDS if n in values and getattr(organisation, n) != values[n]
+        n
+        for n in ORGANISATION_FIELDS
+        if n in values and hasattr(organisation, n) and getattr(organisation, n) != values[n]
     ]
     logo_type = check_logo(logo) if logo else ""
     with transaction.atomic():

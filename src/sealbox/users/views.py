@@ -206,7 +206,11 @@ def organisation_settings(request):
         request.POST or None, request.FILES or None, instance=organisation
     )
     if request.method == "POST" and form.is_valid():
-        values = {name: form.cleaned_data[name] for name in services.ORGANISATION_FIELDS}
+        values = {
+            name: form.cleaned_data[name]
+            for name in services.ORGANISATION_FIELDS
+            if name in form.cleaned_data
+        }
         try:
             changed = services.update_organisation(
                 request,
