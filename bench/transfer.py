@@ -5,7 +5,8 @@
 Starts `sealbox serve` (gunicorn, SQLite, local blob storage) in a temporary data folder,
 uploads one blob of --size-mib through the API in chunks, finalises, unlocks and
 downloads it. Prints MB/s for each direction, the ratio to a raw baseline measured in
-the same run (the same bytes copied file to file on the same disk), and the server's
+the same run (the same bytes copied file to file on the same disk; and, for uploads, a
+bare WSGI app in the same gunicorn that only writes the body to disk), and the server's
 memory while the transfers run (resident memory of the web workers, sampled every
 20 ms).
 """
@@ -118,14 +119,76 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    try:
+        wait_for_port(port)
+    except SystemExit:
+        server.kill()
+        raise
+    return server
+
+
+BARE_APP = """
+def app(environ, start_response):
+    stream, left = environ["wsgi.input"], int(environ.get("CONTENT_LENGTH") or 0)
+    with open(environ["HTTP_X_TARGET"], "ab") as target:
+        while left:
+            piece = stream.read(min(1 << 20, left))
+            if not piece:
+                break
+            target.write(piece)
+            left -= len(piece)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+"""
+
+
+def bare_http_upload(folder: Path, size: int, buffer: bytes) -> float:
+    """The HTTP ceiling: the same gunicorn with an app that only writes the body to disk."""
+    (folder / "bare_app.py").write_text(BARE_APP)
+    port = free_port()
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    server = subprocess.Popen(
+        [
+            gunicorn,
+            "-b",
+            f"127.0.0.1:{port}",
+            "-k",
+            "gthread",
+            "--threads",
+            "8",
+            "--chdir",
+            str(folder),
+            "bare_app:app",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port)
+        transport = HttpTransport(f"http://127.0.0.1:{port}")
+        target = folder / "bare-upload"
+        start = time.perf_counter()
+        for _ in range(size // len(buffer)):
+            connection = transport._conn()
+            connection.request("PUT", "/", body=buffer, headers={"X-Target": str(target)})
+            connection.getresponse().read()
+        elapsed = time.perf_counter() - start
+        target.unlink()
+        return size / elapsed / 1e6
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def wait_for_port(port: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return server
+                return
         except OSError:
             time.sleep(0.2)
-    server.kill()
     raise SystemExit("the server did not start")
 
 
@@ -155,7 +218,7 @@ def main() -> None:
     buffer = os.urandom(chunk)
 
     with tempfile.TemporaryDirectory(prefix="sealbox-bench-", dir=".") as tmp:
-        folder = Path(tmp)
+        folder = Path(tmp).resolve()
         port = free_port()
         server = start_server(folder / "data", port)
         try:
@@ -222,10 +285,15 @@ def main() -> None:
             os.killpg(server.pid, signal.SIGINT)
             server.wait(timeout=30)
         raw = baseline_copy(folder, size, buffer)
+        bare = bare_http_upload(folder, size, buffer)
 
     print(f"transfer of {args.size_mib} MiB in {args.chunk_mib} MiB chunks through the server")
     print(f"  raw baseline (file to file copy, 8 MiB reads and writes): {raw:8.1f} MB/s")
-    print(f"  upload:   {upload:8.1f} MB/s   ratio {upload / raw:.2f}")
+    print(f"  HTTP ceiling (bare WSGI app in gunicorn writing the body to disk): {bare:8.1f} MB/s")
+    print(
+        f"  upload:   {upload:8.1f} MB/s   ratio {upload / raw:.2f} "
+        f"(to the HTTP ceiling: {upload / bare:.2f})"
+    )
     print(f"  download: {download:8.1f} MB/s   ratio {download / raw:.2f}")
     print(
         f"  web worker memory during the transfers: peak {memory:.0f} MB resident "
