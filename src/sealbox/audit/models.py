@@ -56,3 +56,42 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.action} ({self.chain} seq {self.seq})"
+
+
+class SealingKey(models.Model):
+    """An organisation's sealing certificate: seals PDF exports and signs chain checkpoints.
+
+    The private key is stored encrypted with a key derived from the server's secret key,
+    so a copy of the database alone cannot forge a seal or a checkpoint.
+    """
+
+    organisation = models.OneToOneField(
+        "accounts.Organisation", on_delete=models.PROTECT, related_name="+"
+    )
+    certificate_pem = models.TextField()
+    private_key_pem = models.TextField()
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"sealing key of organisation {self.organisation_id}"
+
+
+class Checkpoint(models.Model):
+    """A signed (seq, hash) of a chain, stored before retention removes the events up to it.
+
+    Verification of a chain whose first events were removed starts from its latest checkpoint.
+    """
+
+    chain = models.CharField(max_length=40)
+    seq = models.PositiveBigIntegerField()
+    hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    signature = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "seq"], name="audit_checkpoint_chain_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.chain} seq {self.seq}"
