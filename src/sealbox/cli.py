@@ -133,6 +133,7 @@ def start_purge_thread(interval: int) -> None:
 def run_purge():
     from datetime import timedelta
 
+    from sealbox.audit import retention
     from sealbox.exchange import services as exchange
     from sealbox.ratelimit import services as ratelimit
     from sealbox.twofactor import services as twofactor
@@ -140,6 +141,7 @@ def run_purge():
     report = exchange.purge()
     ratelimit.purge_older_than(timedelta(days=2))
     twofactor.purge_expired()
+    retention.purge_expired_events()  # after a signed checkpoint of each chain
     return report
 
 
@@ -236,6 +238,23 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify_export(args: argparse.Namespace) -> int:
+    setup_django()
+    from sealbox.audit.exports import verify_jsonl
+
+    certificate = None
+    try:
+        if args.certificate:
+            with open(args.certificate, "rb") as handle:
+                certificate = handle.read()
+        with open(args.file, "rb") as lines:
+            result = verify_jsonl(lines, certificate=certificate)
+    except OSError as error:
+        raise CommandError(f"cannot read {error.filename}: {error.strerror}") from None
+    print(result.message)
+    return 0 if result.ok else 1
+
+
 # --- manage -----------------------------------------------------------------------
 
 
@@ -297,6 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
     verify = audit_commands.add_parser("verify", help="check the audit hash chains")
     verify.add_argument("--org", help="only this organisation")
     verify.set_defaults(handler=cmd_audit_verify)
+    verify_export = audit_commands.add_parser(
+        "verify-export", help="check a JSON Lines export of the audit log, offline"
+    )
+    verify_export.add_argument("file", metavar="FILE.jsonl")
+    verify_export.add_argument(
+        "--certificate",
+        metavar="CERT.pem",
+        help="the organisation's seal certificate: also check the export's signature",
+    )
+    verify_export.set_defaults(handler=cmd_audit_verify_export)
 
     manage = commands.add_parser("manage", help="run a Django management command", add_help=False)
     manage.add_argument("arguments", nargs=argparse.REMAINDER)

@@ -44,6 +44,10 @@ class Organisation(models.Model):
     opening_code_in_separate_email = models.BooleanField(
         _("send the opening code in a separate email"), default=True
     )
+    # Audit events older than this are removed by the purge, after a signed checkpoint.
+    audit_retention_days = models.PositiveIntegerField(
+        _("keep activity logs for (days)"), default=2557
+    )
     # Empty: any address. Otherwise one domain a line (example.com); new users must match.
     approved_email_domains = models.TextField(_("approved email domains"), blank=True)
     accent_colour = models.CharField(_("accent colour"), max_length=7, blank=True)

@@ -128,12 +128,34 @@ class ChainReport:
 
 
 def verify_chain(chain: str) -> ChainReport:
-    """Walk one chain from its first event; report the first event that does not fit."""
+    """Walk one chain from its first event; report the first event that does not fit.
+
+    When retention has removed the oldest events, the walk starts from the latest
+    checkpoint (its seq and hash), once the checkpoint's signature is verified.
+    """
+    from sealbox.audit import retention  # retention signs with keys that record events
+
     expected_seq = 1
     prev_hash = GENESIS_HASH
+    checkpoint = retention.latest_checkpoint(chain)
+    if checkpoint is not None:
+        if not retention.checkpoint_is_authentic(checkpoint):
+            reason = f"the checkpoint at seq {checkpoint.seq} has an invalid signature"
+            return ChainReport(chain, 0, None, reason)
+        # Retention removes everything up to a checkpoint; anything left there was put back.
+        stale = Event.objects.filter(chain=chain, seq__lte=checkpoint.seq).order_by("seq").first()
+        if stale is not None:
+            reason = f"found before the checkpoint at seq {checkpoint.seq}"
+            return ChainReport(chain, 0, stale, reason)
+        expected_seq = checkpoint.seq + 1
+        prev_hash = checkpoint.hash
     checked = 0
     last: Event | None = None
-    events = Event.objects.filter(chain=chain).order_by("seq").iterator(chunk_size=2000)
+    events = (
+        Event.objects.filter(chain=chain, seq__gte=expected_seq)
+        .order_by("seq")
+        .iterator(chunk_size=2000)
+    )
     for event in events:
         if event.seq != expected_seq:
             return ChainReport(chain, checked, event, f"sequence gap: expected {expected_seq}")
@@ -146,7 +168,7 @@ def verify_chain(chain: str) -> ChainReport:
         checked += 1
         last = event
     head = ChainHead.objects.filter(chain=chain).first()
-    if head is not None and (head.seq != checked or head.last_hash != prev_hash):
+    if head is not None and (head.seq != expected_seq - 1 or head.last_hash != prev_hash):
         return ChainReport(chain, checked, last, "events are missing after this one")
     return ChainReport(chain, checked)
 
