@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
@@ -84,7 +85,12 @@ def user_import(request):
         if not report.errors:
             messages.success(
                 request,
-                _("%(n)d users were added and invited by email.") % {"n": len(report.rows)},
+                ngettext(
+                    "%(n)d user was added and invited by email.",
+                    "%(n)d users were added and invited by email.",
+                    len(report.rows),
+                )
+                % {"n": len(report.rows)},
             )
             return redirect("users:list")
     return render(
