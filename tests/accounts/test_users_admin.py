@@ -579,3 +579,48 @@ def test_bad_domain_and_colour_are_refused(admin_user):
         services.update_organisation(None, admin_user, approved_email_domains="not a domain!")
     with pytest.raises(accounts.AccountError):
         services.update_organisation(None, admin_user, accent_colour="blue")
+
+
+# --- French -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def french_accounts():
+    """This work's French strings in front of the catalogue, as the merged one will have."""
+    import json
+    from pathlib import Path
+
+    from django.utils import translation
+
+    path = Path(__file__).resolve().parents[2] / "src/sealbox/accounts/fr_translations.json"
+    extra = {}
+    for msgid, value in json.loads(path.read_text()).items():
+        if isinstance(value, str):
+            extra[msgid] = value
+        else:
+            for index, text in enumerate(value["fr"]):
+                extra[(msgid, index)] = text
+    catalog = translation.trans_real.translation("fr")._catalog
+    catalog._catalogs.insert(0, extra)
+    catalog._plurals.insert(0, lambda n: int(n > 1))
+    yield
+    catalog._catalogs.pop(0)
+    catalog._plurals.pop(0)
+
+
+def test_pages_and_refusals_in_french(french_accounts, admin_user, user, organisation):
+    admin_user.language = "fr"
+    admin_user.save()
+    client = login(admin_user)
+    page = client.get("/users/").content.decode()
+    assert "Ajouter un utilisateur" in page and "Sièges utilisés : 2 sur 5" in page
+    assert "Sessions actives" in client.get("/account/").content.decode()
+    organisation.seats = 2
+    organisation.save()
+    response = client.post("/users/add/", {"email": "x@example.com", "role": "member"})
+    assert "n’a pas de siège libre" in response.content.decode()
+    # Emails go out in the user's language.
+    user.language = "fr"
+    user.save()
+    services.set_active(None, admin_user, user, False)
+    assert "Votre compte a été désactivé" in mail.outbox[-1].body
