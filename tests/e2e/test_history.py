@@ -84,3 +84,42 @@ def test_history_shows_activity_and_deletes(
     page.get_by_label("Search").fill("Opened one")
     page.get_by_role("button", name="Search").click()
     expect(page.get_by_role("region", name="Messages")).not_to_contain_text("Deleted one")
+
+
+def test_exports_download_from_the_history(member_page, mail_folder, user, tmp_path):
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    from sealbox.accounts.models import Role
+    from sealbox.audit import exports, sealing
+    from tests.audit.test_sealing import validate
+
+    user.role = Role.ADMIN  # the JSON Lines audit export is for administrators
+    user.save()
+    page = member_page
+    send_message(page, mail_folder, email="client@example.org", subject="Exported one")
+    page.get_by_role("link", name="History").click()
+    exports_nav = page.get_by_role("navigation", name="Export")
+    saved = {}
+    for label in ("CSV", "Excel", "PDF", "Audit log (JSON Lines)"):
+        with page.expect_download() as download:
+            exports_nav.get_by_role("link", name=label, exact=True).click()
+        target = tmp_path / download.value.suggested_filename
+        download.value.save_as(target)
+        saved[label] = target.read_bytes()
+
+    rows = list(csv.reader(io.StringIO(saved["CSV"].decode("utf-8-sig"))))
+    assert any("Exported one" in row and "client@example.org" in row for row in rows)
+    sheet = load_workbook(io.BytesIO(saved["Excel"]), read_only=True).active
+    assert any("Exported one" in (row or ()) for row in sheet.iter_rows(values_only=True))
+    # pyHanko validates with asyncio.run, which cannot nest in Playwright's event loop.
+    from concurrent.futures import ThreadPoolExecutor
+
+    certificate = sealing.certificate_pem(user.organisation)
+    with ThreadPoolExecutor(1) as pool:
+        _, status = pool.submit(validate, saved["PDF"], certificate).result()
+    assert status.intact and status.valid and status.trusted
+    result = exports.verify_jsonl(saved["Audit log (JSON Lines)"].splitlines())
+    assert result.ok, result.message

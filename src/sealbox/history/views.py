@@ -1,9 +1,18 @@
+import tempfile
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
 
+from sealbox import clock
 from sealbox.accounts.models import User
+from sealbox.audit import exports, sealing
+from sealbox.audit import services as audit
 from sealbox.exchange import services as exchange
 from sealbox.history import services
 from sealbox.history.forms import HistoryFilterForm
@@ -41,8 +50,112 @@ def history_view(request):
             "page": result,
             "columns": services.COLUMNS,
             "query": query.urlencode(),
+            "exports": export_links(request.user),
         },
     )
+
+
+def export_links(user: User) -> list[dict]:
+    links = [
+        {"label": "CSV", "url": reverse("history:export", args=["csv"])},
+        {"label": "Excel", "url": reverse("history:export", args=["xlsx"])},
+        {"label": "PDF", "url": reverse("history:export", args=["pdf"])},
+    ]
+    if user.is_org_admin:
+        links.append(
+            {"label": _("Audit log (JSON Lines)"), "url": reverse("history:export", args=["jsonl"])}
+        )
+    return links
+
+
+EXPORT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+    "jsonl": "application/x-ndjson",
+}
+
+
+@login_required
+def export_view(request, kind: str):
+    """The current selection as CSV, Excel or sealed PDF; the audit log as JSON Lines."""
+    if kind not in EXPORT_TYPES:
+        raise Http404
+    if kind == "jsonl" and not request.user.is_org_admin:
+        raise PermissionDenied
+    form, filters = _filters(request, admin=request.user.is_org_admin)
+    if request.GET and not form.is_valid():
+        errors = " ".join(e for field_errors in form.errors.values() for e in field_errors)
+        return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
+    user = request.user
+    with transaction.atomic():
+        audit.record(
+            "history.exported",
+            actor=user,
+            request=request,
+            details={
+                "format": kind,
+                "start": str(filters.start or ""),
+                "end": str(filters.end or ""),
+                "search": filters.search,
+                "user": filters.user_id,
+            },
+        )
+    stamp = clock.now().strftime("%Y%m%d-%H%M")
+    name = f"sealbox-{slugify(user.organisation.name)}-{stamp}.{kind}"
+    if kind == "csv":
+        rows = services.export_rows(user, filters)
+        content = exports.stream_csv(services.export_headers(), rows)
+        response = StreamingHttpResponse(content, content_type=EXPORT_TYPES[kind])
+    elif kind == "jsonl":
+        start, end = services.export_range(user, filters)
+        content = exports.stream_events_jsonl(user.organisation, start, end)
+        response = StreamingHttpResponse(content, content_type=EXPORT_TYPES[kind])
+    else:
+        # Written to a temporary file on disk, then streamed: never whole in memory.
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it
+        rows = services.export_rows(user, filters)
+        if kind == "xlsx":
+            exports.write_xlsx(services.export_headers(), rows, spool, sheet_title=_("History"))
+        else:
+            title = _("Sealbox activity log — %(organisation)s") % {
+                "organisation": user.organisation.name
+            }
+            exports.write_pdf(
+                title,
+                export_subtitle(filters),
+                services.export_headers(),
+                rows,
+                spool,
+                organisation=user.organisation,
+            )
+        spool.seek(0)
+        response = FileResponse(spool, content_type=EXPORT_TYPES[kind])
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def export_subtitle(filters: services.Filters) -> str:
+    parts = []
+    if filters.start or filters.end:
+        parts.append(
+            _("From %(start)s to %(end)s")
+            % {"start": filters.start or "…", "end": filters.end or "…"}
+        )
+    if filters.search:
+        parts.append(_("Search: %(term)s") % {"term": filters.search})
+    return " · ".join(parts) or _("All messages")
+
+
+@login_required
+def certificate_view(request):
+    """The organisation's sealing certificate, to check the seal of a PDF export."""
+    pem = sealing.certificate_pem(request.user.organisation)
+    response = HttpResponse(pem, content_type="application/x-pem-file")
+    name = slugify(request.user.organisation.name)
+    response["Content-Disposition"] = f'attachment; filename="sealbox-seal-{name}.pem"'
+    return response
 
 
 @login_required
