@@ -39,6 +39,11 @@ class Verification(models.TextChoices):
     ACCOUNT = "account", _("Sender's account")
 
 
+def reference_for(public_id: uuid.UUID, kind: str = "message") -> str:
+    """The short reference people quote (M-1A2B3C4D): a kind letter and the id's start."""
+    return "M-" + public_id.hex[:8].upper()
+
+
 class Message(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     organisation = models.ForeignKey(
@@ -78,7 +83,7 @@ class Message(models.Model):
 
     @property
     def reference(self) -> str:
-        return "M-" + self.public_id.hex[:8].upper()
+        return reference_for(self.public_id)
 
 
 class BlobKind(models.TextChoices):

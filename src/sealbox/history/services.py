@@ -17,7 +17,14 @@ from django.utils.translation import gettext_lazy as _
 from sealbox import clock
 from sealbox.accounts.models import User
 from sealbox.audit.models import Event
-from sealbox.exchange.models import BlobKind, Grant, Message, MessageState, Verification
+from sealbox.exchange.models import (
+    BlobKind,
+    Grant,
+    Message,
+    MessageState,
+    Verification,
+    reference_for,
+)
 
 PAGE_SIZE = 50
 
@@ -54,6 +61,10 @@ ACTIVITY_LABELS = {
     "grant.expired": _("Link expired"),
     "message.expired": _("Message expired"),
     "message.deleted": _("Deleted"),
+    "envelope.submitted": _("Envelope submitted"),
+    "submission.opened": _("Submission opened"),
+    "reply.sent": _("Reply sent"),
+    "reply.opened": _("Reply opened"),
 }
 
 
@@ -100,7 +111,7 @@ class Row:
 
     @property
     def kind(self) -> str:
-        return "message"
+        return self.message.kind  # message, or envelope (a submission) or reply
 
     @property
     def kind_label(self) -> str:
@@ -128,7 +139,7 @@ def visible_grants(user: User, filters: Filters) -> QuerySet[Grant]:
     query = Grant.objects.filter(
         message__organisation=user.organisation,
         message__state__in=[MessageState.SENT, MessageState.DELETED],
-    ).exclude(verification=Verification.ACCOUNT)
+    ).exclude(verification=Verification.ACCOUNT, message__kind="message")  # own copies
     if not user.is_org_admin:
         query = query.filter(message__sender=user)
     elif filters.user_id:
@@ -317,7 +328,10 @@ def export_headers() -> list[str]:
 
 
 def export_rows(user: User, filters: Filters) -> Iterator[list]:
-    """Every row of the selection (no paging), dates in the user's time zone."""
+    """Every row of the selection (no paging), dates in the user's time zone.
+
+    Plain tuples and labels translated once: an export of 100,000 rows must not build
+    300,000 model instances nor call gettext for every cell."""
     zone = zoneinfo.ZoneInfo(user.time_zone)
 
     def local(moment: datetime | None) -> datetime | None:
@@ -325,21 +339,74 @@ def export_rows(user: User, filters: Filters) -> Iterator[list]:
         # is gone, so the conversion happens here.
         return moment.astimezone(zone).replace(tzinfo=None) if moment else None
 
-    for row in rows(user, filters, limit=None):
+    status_labels = {key: str(label) for key, label in Status.LABELS.items()}
+    code_labels = {key: str(label) for key, label in Verification.choices}
+    kind_labels = {key: str(label) for key, label in KIND_LABELS.items()}
+    latest, activities = _event_subqueries()
+    query = (
+        visible_grants(user, filters)
+        .annotate(latest_activity=latest, activities=Coalesce(activities, 0))
+        .order_by("-message__sent_at", "-id")
+        .values_list(
+            "message__public_id",
+            "message__kind",
+            "message__sent_at",
+            "latest_activity",
+            "expires_at",
+            "message__state",
+            "revoked_at",
+            "opens",
+            "message__subject",
+            "message__sender__first_name",
+            "message__sender__last_name",
+            "message__sender__email",
+            "email",
+            "verification",
+            "message__file_count",
+            "activities",
+        )
+    )
+    now = clock.now()
+    for (
+        public_id,
+        kind,
+        sent_at,
+        latest_at,
+        expires_at,
+        state,
+        revoked_at,
+        opens,
+        subject,
+        first_name,
+        last_name,
+        sender_email,
+        email,
+        verification,
+        files,
+        activity_count,
+    ) in query.iterator(chunk_size=2000):
+        if state == MessageState.DELETED or revoked_at:
+            status = Status.DELETED
+        elif opens > 0:
+            status = Status.OPENED
+        elif expires_at <= now:
+            status = Status.EXPIRED
+        else:
+            status = Status.NOT_OPENED
         yield [
-            row.message.reference,
-            local(row.message.sent_at),
-            local(row.latest_activity),
-            local(row.grant.expires_at),
-            row.status_label,
-            row.message.subject,
-            row.message.sender.display_name,
-            row.grant.email,
-            str(row.grant.get_verification_display()),
-            row.message.file_count,
-            row.grant.opens,
-            row.activities,
-            row.kind_label,
+            reference_for(public_id, kind),
+            local(sent_at),
+            local(latest_at),
+            local(expires_at),
+            status_labels[status],
+            subject,
+            f"{first_name} {last_name}".strip() or sender_email,
+            email,
+            code_labels.get(verification, verification),
+            files,
+            opens,
+            activity_count,
+            kind_labels.get(kind, kind),
         ]
 
 
