@@ -186,13 +186,14 @@ def main() -> int:
         f"History of {args.messages:,} messages and {args.events:,} events "
         f"on {connection.vendor}, as an administrator"
     )
-    print(f"  first page:   {percentiles(timed(lambda: get('/history/'), args.repeat))}")
-    print(
-        f"  deep page:    {percentiles(timed(lambda: get(f'/history/?after={deep_cursor}'), args.repeat))}"
-    )
-    print(
-        f"  search:       {percentiles(timed(lambda: get('/history/?q=firm-42.example'), args.repeat))}"
-    )
+    pages = {
+        "first page": "/history/",
+        "deep page": f"/history/?after={deep_cursor}",
+        "search": "/history/?q=firm-42.example",
+    }
+    for label, path in pages.items():
+        times = timed(lambda path=path: get(path), args.repeat)
+        print(f"  {label + ':':13} {percentiles(times)}")
 
     raw = history_export.measure("raw", lambda: raw_rows(organisation), args.messages)
     export = history_export.measure(
