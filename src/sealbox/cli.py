@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -239,6 +240,9 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify_export(args: argparse.Namespace) -> int:
+    # An offline check reads no server data: a throwaway secret key keeps an auditor's
+    # folder free of a generated data folder (the secret key is not used).
+    os.environ.setdefault("SEALBOX_SECRET_KEY", secrets.token_urlsafe(48))
     setup_django()
     from sealbox.audit.exports import verify_jsonl
 

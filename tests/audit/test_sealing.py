@@ -87,7 +87,7 @@ def test_the_private_key_is_stored_encrypted_under_the_secret_key(organisation):
     assert sealing.load_private_key(stored) is not None
     with (
         override_settings(SECRET_KEY="another-server-secret-key-0123456789-abcdefghij"),
-        pytest.raises(ValueError),
+        pytest.raises(sealing.SealingKeyUnavailable),
     ):
         sealing.load_private_key(stored)
 

@@ -13,9 +13,11 @@ import io
 import json
 import re
 import tempfile
+from collections import namedtuple
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
+from decimal import Decimal
 from itertools import islice
 from typing import Any, BinaryIO
 
@@ -31,30 +33,35 @@ from sealbox.audit.models import GENESIS_HASH, ChainHead, Checkpoint, Event
 # --- cell values --------------------------------------------------------------------
 
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP, CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_PREFIXES = frozenset("=+-@\t\r")
 
 
-def _local(value: datetime) -> datetime:
+def _local(value: datetime, zone: tzinfo | None = None) -> datetime:
     """Aware datetimes in the active time zone (the viewer's), without tzinfo."""
-    if timezone.is_aware(value):
-        value = timezone.localtime(value)
+    if value.tzinfo is not None:
+        value = value.astimezone(zone or timezone.get_current_timezone())
     return value.replace(tzinfo=None)
 
 
-def text_cell(value: object) -> str:
+def text_cell(value: object, zone: tzinfo | None = None) -> str:
     """How a value reads in a CSV file or a PDF table."""
+    if isinstance(value, str):
+        return value
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return _local(value).isoformat(sep=" ", timespec="seconds")
+        return _local(value, zone).isoformat(sep=" ", timespec="seconds")
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
 
 
-def csv_cell(value: object) -> str:
-    text = text_cell(value)
-    if isinstance(value, str) and text.startswith(FORMULA_PREFIXES):
+def csv_cell(value: object, zone: tzinfo | None = None) -> str:
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return str(value)  # a negative number is data, not a formula
+    # Anything else that reads as text (including lazy translations) is checked.
+    text = text_cell(value, zone)
+    if text and text[0] in FORMULA_PREFIXES:
         return "'" + text  # shown as text by spreadsheets, never evaluated
     return text
 
@@ -66,12 +73,13 @@ CSV_BATCH_ROWS = 500
 
 def stream_csv(headers: list[str], rows: Iterable[Sequence[object]]) -> Iterator[bytes]:
     """UTF-8 CSV with a byte-order mark (so Excel reads accents right), in chunks."""
+    zone = timezone.get_current_timezone()  # looked up once, not per date
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")
-    writer.writerow([csv_cell(header) for header in headers])
+    writer.writerow([csv_cell(header, zone) for header in headers])
     for number, row in enumerate(rows, 1):
-        writer.writerow([csv_cell(value) for value in row])
+        writer.writerow([csv_cell(value, zone) for value in row])
         if number % CSV_BATCH_ROWS == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -121,8 +129,9 @@ def write_xlsx(
         cell.font = bold
         header_cells.append(cell)
     sheet.append(header_cells)
+    zone = timezone.get_current_timezone()
     for row in _chain(sample, rows):
-        sheet.append([_xlsx_value(sheet, value) for value in row])
+        sheet.append([_xlsx_value(sheet, value, zone) for value in row])
     workbook.save(file)
 
 
@@ -134,11 +143,11 @@ def _xlsx_text(text: str) -> str:
     return _ILLEGAL_XML.sub("", text)[:XLSX_MAX_TEXT]
 
 
-def _xlsx_value(sheet: Any, value: object) -> object:
+def _xlsx_value(sheet: Any, value: object, zone: tzinfo) -> object:
     from openpyxl.cell import WriteOnlyCell
 
     if isinstance(value, datetime):
-        cell = WriteOnlyCell(sheet, value=_local(value))  # Excel has no time zones
+        cell = WriteOnlyCell(sheet, value=_local(value, zone))  # Excel has no time zones
         cell.number_format = XLSX_DATE_FORMAT
         return cell
     if isinstance(value, str):
@@ -436,6 +445,14 @@ EVENT_FIELDS = (
     "details",
 )
 LINE_FIELDS = frozenset((*EVENT_FIELDS, "prev_hash", "hash"))
+# `canonical` reads attributes only: a light record of the same fields gives the same bytes
+# as an Event instance, without building a model object per line (a million of them).
+EventRecord = namedtuple("EventRecord", (*EVENT_FIELDS, "prev_hash", "hash"))
+
+
+def _json_text(value: str) -> str:
+    # Hashes are hex: quoting them is enough. Anything else (a damaged row) is escaped.
+    return f'"{value}"' if value.isalnum() else json.dumps(value)
 
 
 def _dumps(value: dict) -> str:
@@ -510,6 +527,7 @@ def stream_events_jsonl(organisation: Any, start: datetime, end: datetime) -> It
         events = Event.objects.filter(chain=chain, seq__gte=first_seq, seq__lte=last_seq)
         if hash_before is None:  # the event before was removed without a checkpoint
             hash_before = events.order_by("seq").values_list("prev_hash", flat=True).first()
+    records = events.order_by("seq").values_list(*EventRecord._fields)
     header = {
         "sealbox_export": EXPORT_VERSION,
         "chain": chain,
@@ -526,9 +544,10 @@ def stream_events_jsonl(organisation: Any, start: datetime, end: datetime) -> It
     last_hash = header["hash_before"]
     batch: list[str] = []
     size = 0
-    for event in events.order_by("seq").iterator(chunk_size=JSONL_CHUNK_EVENTS):
+    for values in records.iterator(chunk_size=JSONL_CHUNK_EVENTS):
+        event = EventRecord._make(values)
         # The canonical JSON is exactly what was hashed; add the two hashes to it.
-        hashes = f'"prev_hash":{json.dumps(event.prev_hash)},"hash":{json.dumps(event.hash)}'
+        hashes = f'"prev_hash":{_json_text(event.prev_hash)},"hash":{_json_text(event.hash)}'
         line = f"{audit.canonical(event)[:-1]},{hashes}}}\n"
         batch.append(line)
         size += len(line)
@@ -756,15 +775,12 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _event_from_line(number: int, item: dict) -> Event:
-    """An unsaved Event with the line's fields, so `canonical` rebuilds the hashed bytes."""
+def _event_from_line(number: int, item: dict) -> EventRecord:
+    """The line's fields as a record, so `canonical` rebuilds the bytes that were hashed."""
     try:
         created_at = datetime.fromisoformat(item["created_at"])
     except (TypeError, ValueError):
         raise _Problem(number, _("the event's date is not valid")) from None
     if created_at.tzinfo is None:
         raise _Problem(number, _("the event's date is not valid"))
-    return Event(
-        **{field: item[field] for field in EVENT_FIELDS if field != "created_at"},
-        created_at=created_at,
-    )
+    return EventRecord(**{**item, "created_at": created_at})

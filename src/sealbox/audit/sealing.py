@@ -127,10 +127,20 @@ def load_certificate(stored: SealingKey) -> x509.Certificate:
     return x509.load_pem_x509_certificate(stored.certificate_pem.encode())
 
 
+class SealingKeyUnavailable(ValueError):
+    """The stored key does not decrypt: the server's secret key changed since it was made."""
+
+
 def load_private_key(stored: SealingKey) -> ec.EllipticCurvePrivateKey:
-    key = serialization.load_pem_private_key(
-        stored.private_key_pem.encode(), password=_key_password()
-    )
+    try:
+        key = serialization.load_pem_private_key(
+            stored.private_key_pem.encode(), password=_key_password()
+        )
+    except ValueError:
+        raise SealingKeyUnavailable(
+            f"the sealing key of organisation {stored.organisation_id} does not decrypt: "
+            "SEALBOX_SECRET_KEY is not the one it was created under"
+        ) from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError("unexpected sealing key type")
     return key
