@@ -142,11 +142,47 @@ class DownloadOut(Schema):
     url: str
 
 
+class ReplyAllowedOut(Schema):
+    authorisation: str
+    files: bool
+
+
 class UnlockOut(Schema):
     server_secret: str
     wrapped_key: str
     opens_left: int
     downloads: list[DownloadOut]
+    reply: ReplyAllowedOut | None = None
+
+
+class SealedGrantIn(Schema):
+    """The owner's grant, made on the uploader's device for a fresh content key."""
+
+    grant_token: str = Field(..., min_length=16, max_length=64)
+    server_secret: str = Field(..., description="16 bytes, base64url")
+    wrapped_key: str = Field(..., description="60 bytes, base64url")
+
+
+class ReplyIn(Schema):
+    authorisation: str = Field(..., max_length=500, description="`reply.authorisation` of unlock")
+    grant: SealedGrantIn
+    blobs: list[BlobIn] = Field(..., max_length=services.MAX_FILES + 1)
+
+
+class SealedDraftOut(Schema):
+    id: uuid.UUID
+    reference: str
+    blobs: list[BlobOut]
+    upload_token: str = Field(..., description="send it as X-Upload-Token to upload, finalise")
+
+
+class SealedStateOut(Schema):
+    id: uuid.UUID
+    blobs: list[BlobOut]
+
+
+class SealedFinaliseIn(Schema):
+    links: list[LinkIn] = Field(..., max_length=1)
 
 
 def message_out(message) -> dict:
@@ -180,6 +216,44 @@ def blob_out(blob: Blob) -> dict:
         "size": blob.size,
         "stored": blob.stored,
     }
+
+
+def sealed_grant_spec(grant: SealedGrantIn) -> services.RecipientSpec:
+    return services.RecipientSpec(
+        email="",
+        verification=Verification.ACCOUNT,
+        grant_token=grant.grant_token,
+        server_secret=b64decode(grant.server_secret, "server_secret"),
+        wrapped_key=b64decode(grant.wrapped_key, "wrapped_key"),
+    )
+
+
+def blob_specs(blobs: list[BlobIn]) -> list[services.BlobSpec]:
+    return [services.BlobSpec(kind=b.kind, size=b.size, file_ref=b.file_ref) for b in blobs]
+
+
+def sealed_draft_out(message) -> dict:
+    return {
+        "id": message.public_id,
+        "reference": message.reference,
+        "blobs": [blob_out(b) for b in message.blobs.order_by("id")],
+        "upload_token": services.upload_token(message),
+    }
+
+
+def notifications_of(links: list[LinkIn]) -> list[services.Notification]:
+    return [services.Notification(i.grant_token, i.link) for i in links]
+
+
+def upload_token_of(request: HttpRequest) -> str:
+    return request.headers.get("X-Upload-Token", "")
+
+
+def request_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
 
 
 ERRORS = {
@@ -244,11 +318,7 @@ def get_message(request: HttpRequest, message_id: uuid.UUID):
 def upload_chunk(request: HttpRequest, message_id: uuid.UUID, blob_id: uuid.UUID, offset: int):
     """Append the request body (application/octet-stream) at `offset`; streamed to storage."""
     blob = services.draft_blob(request.auth, message_id, blob_id)
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    blob = services.store_chunk(blob, offset, length, request)
+    blob = services.store_chunk(blob, offset, request_length(request), request)
     return {"stored": blob.stored, "size": blob.size}
 
 
@@ -352,6 +422,12 @@ def unlock(request: HttpRequest, token: str, payload: UnlockIn):
             }
             for blob, authorisation in result.downloads
         ],
+        "reply": {
+            "authorisation": result.reply,
+            "files": result.grant.message.reply_mode == ReplyMode.FILES,
+        }
+        if result.reply
+        else None,
     }
 
 
@@ -368,3 +444,59 @@ def download(request: HttpRequest, authorisation: str):
     response["Cache-Control"] = "no-store"
     response["Content-Disposition"] = "attachment"
     return response
+
+
+# --- Uploads without a session: envelope submissions and replies ----------------------------
+
+
+@router.get(
+    "/uploads/{message_id}", auth=None, response={200: SealedStateOut, **ERRORS}, tags=["uploads"]
+)
+def sealed_state(request: HttpRequest, message_id: uuid.UUID):
+    """How much of each blob of a sealed draft is stored (to resume). Needs X-Upload-Token."""
+    message = services.sealed_draft(upload_token_of(request), message_id)
+    return {"id": message.public_id, "blobs": [blob_out(b) for b in message.blobs.order_by("id")]}
+
+
+@router.put(
+    "/uploads/{message_id}/blobs/{blob_id}",
+    auth=public_csrf,
+    response={200: ChunkOut, **ERRORS},
+    tags=["uploads"],
+)
+def sealed_upload_chunk(
+    request: HttpRequest, message_id: uuid.UUID, blob_id: uuid.UUID, offset: int
+):
+    """Append ciphertext to a sealed draft (as the sender's upload does). Needs X-Upload-Token."""
+    blob = services.sealed_draft_blob(upload_token_of(request), message_id, blob_id)
+    blob = services.store_chunk(blob, offset, request_length(request), request)
+    return {"stored": blob.stored, "size": blob.size}
+
+
+@router.post(
+    "/replies", auth=public_csrf, response={201: SealedDraftOut, **ERRORS}, tags=["replies"]
+)
+def create_reply(request: HttpRequest, payload: ReplyIn):
+    """Start a reply sealed for the original sender (with the authorisation unlock gave)."""
+    message = services.create_reply(
+        payload.authorisation,
+        sealed_grant_spec(payload.grant),
+        blob_specs(payload.blobs),
+        request=request,
+    )
+    return Status(201, sealed_draft_out(message))
+
+
+@router.post(
+    "/replies/{message_id}/finalise",
+    auth=public_csrf,
+    response={200: SealedStateOut, **ERRORS},
+    tags=["replies"],
+)
+def finalise_reply(request: HttpRequest, message_id: uuid.UUID, payload: SealedFinaliseIn):
+    """Send the reply: the original sender is emailed their link. Needs X-Upload-Token."""
+    message = services.sealed_draft(upload_token_of(request), message_id)
+    if message.kind != "reply":
+        raise ExchangeError("No such reply.", status=404, code="not_found")
+    services.finalise_reply(message, notifications_of(payload.links), request=request)
+    return {"id": message.public_id, "blobs": [blob_out(b) for b in message.blobs.order_by("id")]}

@@ -30,6 +30,14 @@ class ReplyMode(models.TextChoices):
     FILES = "files", _("Allowed with files")
 
 
+class MessageKind(models.TextChoices):
+    MESSAGE = "message", _("Message")
+    # Sealed in a submitter's browser for the envelope's owner.
+    ENVELOPE = "envelope", _("Envelope")
+    # Sealed in a recipient's browser for the original message's sender.
+    REPLY = "reply", _("Reply")
+
+
 class Verification(models.TextChoices):
     OPENING_CODE = "opening_code", _("Opening code")
     EMAIL_CODE = "email_code", _("Email code")
@@ -41,7 +49,8 @@ class Verification(models.TextChoices):
 
 def reference_for(public_id: uuid.UUID, kind: str = "message") -> str:
     """The short reference people quote (M-1A2B3C4D): a kind letter and the id's start."""
-    return "M-" + public_id.hex[:8].upper()
+    prefix = {MessageKind.ENVELOPE: "E-", MessageKind.REPLY: "R-"}.get(kind, "M-")
+    return prefix + public_id.hex[:8].upper()
 
 
 class Message(models.Model):
@@ -53,6 +62,15 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sent_messages"
     )
     subject = models.CharField(_("subject"), max_length=200)
+    kind = models.CharField(max_length=10, choices=MessageKind.choices, default=MessageKind.MESSAGE)
+    # For a reply: the message it answers (its thread).
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies"
+    )
+    # For a reply: the recipient's grant it was written from (who replied).
+    replied_by = models.ForeignKey(
+        "Grant", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies"
+    )
     state = models.CharField(
         max_length=10, choices=MessageState.choices, default=MessageState.DRAFT
     )
@@ -83,7 +101,7 @@ class Message(models.Model):
 
     @property
     def reference(self) -> str:
-        return reference_for(self.public_id)
+        return reference_for(self.public_id, self.kind)
 
 
 class BlobKind(models.TextChoices):

@@ -92,6 +92,25 @@ def send_sender_copy(message: Message, grant: Grant, link: str) -> None:
     )
 
 
+def send_reply_link(message: Message, grant: Grant, link: str) -> None:
+    """The original sender's link to a reply (only they can open it, while logged in)."""
+    parent = message.parent
+    notify.send_templated_email(
+        message.sender.email,
+        subject_template="exchange/email/reply_subject.txt",
+        text_template="exchange/email/reply.txt",
+        context={
+            "replier": message.replied_by.email if message.replied_by else "",
+            "subject": parent.subject,
+            "reference": parent.reference,
+            "link": link,
+            "expires_at": message.expires_at,
+        },
+        language=message.sender.language,
+        sensitive=True,
+    )
+
+
 def send_recipient_code(grant: Grant, code: str) -> None:
     _send(grant, "code", _context(grant.message, grant) | {"code": code}, sensitive=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -32,6 +33,7 @@ from sealbox.exchange.models import (
     Delivery,
     Grant,
     Message,
+    MessageKind,
     MessageState,
     ReplyMode,
     Verification,
@@ -126,7 +128,10 @@ def plaintext_size(ciphertext_size: int, rs: int = RECORD_SIZE) -> int:
 
 
 def count_sent_since(organisation: Organisation, since: datetime) -> int:
-    return Message.objects.filter(organisation=organisation, sent_at__gte=since).count()
+    """Messages the organisation sent (submissions and replies it received don't count)."""
+    return Message.objects.filter(
+        organisation=organisation, kind=MessageKind.MESSAGE, sent_at__gte=since
+    ).count()
 
 
 def month_start(now: datetime) -> datetime:
@@ -232,7 +237,7 @@ def _with_parsed_phone(spec: RecipientSpec, country: str, index: int) -> Recipie
     return replace(spec, phone=phone)
 
 
-def _validate_blobs(organisation: Organisation, blobs: list[BlobSpec]) -> int:
+def validate_blobs(organisation: Organisation, blobs: list[BlobSpec]) -> int:
     """Check sizes against the plan; return the plaintext total of the files."""
     manifests = [b for b in blobs if b.kind == BlobKind.MANIFEST]
     files = [b for b in blobs if b.kind == BlobKind.FILE]
@@ -306,14 +311,15 @@ def create_message(
     tokens = [r.grant_token for r in spec.recipients]
     if len(set(tokens)) != len(tokens) or Grant.objects.filter(token__in=tokens).exists():
         raise ExchangeError(_("A recipient's link token is already used."), status=409)
-    attachment_bytes = _validate_blobs(organisation, spec.blobs)
+    attachment_bytes = validate_blobs(organisation, spec.blobs)
     check_monthly_quota(organisation)
 
     opening_codes: dict[str, str] = {}
     with transaction.atomic():
-        message = Message.objects.create(
-            organisation=organisation,
-            sender=sender,
+        message = _insert_draft(
+            sender,
+            spec.blobs,
+            attachment_bytes,
             subject=subject,
             expires_at=spec.expires_at,
             max_opens=spec.max_opens,
@@ -323,15 +329,6 @@ def create_message(
             language=spec.language,
             reply_mode=spec.reply_mode,
             delivery=spec.delivery,
-            file_count=sum(1 for b in spec.blobs if b.kind == BlobKind.FILE),
-            attachment_bytes=attachment_bytes,
-            created_at=now,
-        )
-        Blob.objects.bulk_create(
-            [
-                Blob(message=message, kind=b.kind, size=b.size, file_ref=b.file_ref or "")
-                for b in spec.blobs
-            ]
         )
         for recipient in recipients:
             own_copy = recipient.verification == Verification.ACCOUNT
@@ -372,6 +369,114 @@ def create_message(
     return CreatedMessage(message, opening_codes)
 
 
+def _insert_draft(sender: User, blobs: list[BlobSpec], attachment_bytes: int, **fields) -> Message:
+    """The draft message row and its empty blobs (inside the caller's transaction)."""
+    message = Message.objects.create(
+        organisation=sender.organisation,
+        sender=sender,
+        file_count=sum(1 for b in blobs if b.kind == BlobKind.FILE),
+        attachment_bytes=attachment_bytes,
+        created_at=clock.now(),
+        **fields,
+    )
+    Blob.objects.bulk_create(
+        [Blob(message=message, kind=b.kind, size=b.size, file_ref=b.file_ref or "") for b in blobs]
+    )
+    return message
+
+
+# --- Sealed for an owner: envelope submissions and replies ---------------------------------
+#
+# Someone without a session (a submitter, a replying recipient) encrypts on their device
+# to a fresh content key with one ACCOUNT grant for the owner. The draft is uploaded with a
+# signed upload token instead of a session, through the same store_chunk and finalise steps.
+
+UPLOAD_SALT = "sealbox.exchange.upload"
+
+
+def create_sealed_draft(
+    owner: User,
+    *,
+    kind: str,
+    subject: str,
+    expires_at: datetime,
+    max_opens: int,
+    grant: RecipientSpec,
+    blobs: list[BlobSpec],
+    language: str = "en",
+    **fields,
+) -> Message:
+    """A draft with one grant that only `owner`, logged in, can open. The caller checks
+    its own rules and records its audit event in the same transaction."""
+    spec = replace(grant, verification=Verification.ACCOUNT, email=owner.email, phone="")
+    _validate_recipient(spec, 0)
+    if Grant.objects.filter(token=spec.grant_token).exists():
+        raise ExchangeError(_("A recipient's link token is already used."), status=409)
+    if expires_at <= clock.now():
+        raise ExchangeError(_("The expiry must be in the future."), field="expires_at")
+    attachment_bytes = validate_blobs(owner.organisation, blobs)
+    with transaction.atomic():
+        message = _insert_draft(
+            owner,
+            blobs,
+            attachment_bytes,
+            kind=kind,
+            subject=subject[:200],
+            expires_at=expires_at,
+            max_opens=max_opens,
+            notify_on_open=False,
+            language=language,
+            delivery=Delivery.EMAIL,
+            **fields,
+        )
+        Grant.objects.create(
+            token=spec.grant_token,
+            message=message,
+            email=owner.email,
+            verification=Verification.ACCOUNT,
+            user=owner,
+            server_secret=spec.server_secret,
+            wrapped_key=spec.wrapped_key,
+            max_opens=max_opens,
+            expires_at=expires_at,
+        )
+    return message
+
+
+def upload_token(message: Message) -> str:
+    """What a session-less uploader shows to add ciphertext to (and finalise) its draft."""
+    return signing.dumps({"m": str(message.public_id)}, salt=UPLOAD_SALT, compress=False)
+
+
+def sealed_draft(token: str, message_id) -> Message:
+    """The draft an upload token names; 404 for anything else (wrong, expired, sent)."""
+    try:
+        data = signing.loads(token or "", salt=UPLOAD_SALT, max_age=DRAFT_LIFETIME.total_seconds())
+    except signing.BadSignature:
+        data = {}
+    message = (
+        Message.objects.select_related("organisation", "sender")
+        .filter(public_id=message_id, kind__in=[MessageKind.ENVELOPE, MessageKind.REPLY])
+        .first()
+    )
+    if message is None or data.get("m") != str(message.public_id):
+        raise ExchangeError(_("No such upload."), status=404, code="not_found")
+    if message.state != MessageState.DRAFT:
+        raise ExchangeError(_("This message is already sent."), status=409, code="sent")
+    return message
+
+
+def sealed_draft_blob(token: str, message_id, blob_id) -> Blob:
+    return _blob_of(sealed_draft(token, message_id), blob_id)
+
+
+def _blob_of(message: Message, blob_id) -> Blob:
+    blob = message.blobs.select_related("message").filter(public_id=blob_id).first()
+    if blob is None:
+        raise ExchangeError(_("No such file."), status=404, code="not_found")
+    return blob
+
+
 def message_for_sender(user: User, public_id) -> Message:
     """The user's own message, or (for an administrator) one of their organisation's."""
     query = Message.objects.select_related("organisation", "sender").filter(
@@ -391,10 +496,7 @@ def draft_blob(user: User, message_id, blob_id) -> Blob:
         raise ExchangeError(_("No such message."), status=404, code="not_found")
     if message.state != MessageState.DRAFT:
         raise ExchangeError(_("This message is already sent."), status=409, code="sent")
-    blob = message.blobs.filter(public_id=blob_id).first()
-    if blob is None:
-        raise ExchangeError(_("No such file."), status=404, code="not_found")
-    return blob
+    return _blob_of(message, blob_id)
 
 
 def store_chunk(blob: Blob, offset: int, length: int, source) -> Blob:
@@ -459,8 +561,50 @@ def finalise(
 
     With `notifications`, the sender's device handed over each recipient's link so the
     server can email it: the link is sealed into the email task and never stored."""
-    from sealbox.exchange import notifications as notify
+    links_by_grant = check_ready(message, notifications)
+    check_monthly_quota(message.organisation)
+    with transaction.atomic():
+        mark_sent(message)
+        audit.record(
+            "message.sent",
+            actor=sender,
+            target=message,
+            request=request,
+            details={
+                "reference": message.reference,
+                "delivery": message.delivery,
+                "recipients": len(links_by_grant) or message.grants.count(),
+                "files": message.file_count,
+                "bytes": message.attachment_bytes,
+            },
+        )
+        deliver_links(message, links_by_grant, request=request)
+    return message
 
+
+OwnerEmail = Callable[[Message, Grant, str], None]
+
+
+def finalise_sealed(
+    message: Message,
+    notifications: list[Notification],
+    *,
+    record: Callable[[Message], None],
+    owner_email: OwnerEmail,
+    request: HttpRequest | None = None,
+) -> Message:
+    """Finalise a draft sealed for its owner: `record` writes the caller's audit event and
+    `owner_email` emails the owner their link, in the same transaction."""
+    links_by_grant = check_ready(message, notifications)
+    with transaction.atomic():
+        mark_sent(message)
+        record(message)
+        deliver_links(message, links_by_grant, request=request, owner_email=owner_email)
+    return message
+
+
+def check_ready(message: Message, notifications: list[Notification] | None) -> dict[str, str]:
+    """Check a draft can be sent; return the links to email, by grant token."""
     if message.state != MessageState.DRAFT:
         raise ExchangeError(_("This message is already sent."), status=409, code="sent")
     incomplete = [b for b in message.blobs.all() if not b.complete]
@@ -470,59 +614,61 @@ def finalise(
             status=409,
             code="incomplete",
         )
-    grants = {g.token: g for g in message.grants.all()}
-    links_by_grant: dict[str, str] = {}
     if (notifications is not None) != (message.delivery == Delivery.EMAIL):
         raise ExchangeError(
             _("Send needs each recipient's link; Create links sends no email."),
             field="links",
         )
-    if notifications is not None:
-        for item in notifications:
-            grant = grants.get(item.grant_token)
-            try:
-                parsed = links.parse_link(item.link, settings.SEALBOX_BASE_URL)
-            except CryptoError:
-                raise ExchangeError(_("A recipient's link is malformed."), field="links") from None
-            if grant is None or parsed.grant_token != item.grant_token:
-                raise ExchangeError(_("A link does not belong to this message."), field="links")
-            links_by_grant[grant.token] = item.link
-        if set(links_by_grant) != set(grants):
-            raise ExchangeError(_("Every recipient needs a link to email."), field="links")
-    check_monthly_quota(message.organisation)
-    now = clock.now()
-    if message.expires_at <= now:
+    if message.expires_at <= clock.now():
         raise ExchangeError(_("The expiry must be in the future."), field="expires_at")
-    with transaction.atomic():
-        message.state = MessageState.SENT
-        message.sent_at = now
-        message.save(update_fields=["state", "sent_at"])
-        audit.record(
-            "message.sent",
-            actor=sender,
-            target=message,
-            request=request,
-            details={
-                "reference": message.reference,
-                "delivery": message.delivery,
-                "recipients": len(grants),
-                "files": message.file_count,
-                "bytes": message.attachment_bytes,
-            },
-        )
-        for token, link in links_by_grant.items():
-            grant = grants[token]
-            code = ""
-            if grant.verification == Verification.OPENING_CODE:
-                code = set_opening_code(grant)
-                grant.save(update_fields=["opening_code_hash"])
-            if grant.verification == Verification.ACCOUNT:
-                notify.send_sender_copy(message, grant, link)
-                continue
-            notify.send_recipient_notification(
-                message, grant, link, opening_code=code, request=request
-            )
-    return message
+    if notifications is None:
+        return {}
+    return _links_by_grant(message, notifications)
+
+
+def _links_by_grant(message: Message, notifications: list[Notification]) -> dict[str, str]:
+    grants = set(message.grants.values_list("token", flat=True))
+    found: dict[str, str] = {}
+    for item in notifications:
+        try:
+            parsed = links.parse_link(item.link, settings.SEALBOX_BASE_URL)
+        except CryptoError:
+            raise ExchangeError(_("A recipient's link is malformed."), field="links") from None
+        if item.grant_token not in grants or parsed.grant_token != item.grant_token:
+            raise ExchangeError(_("A link does not belong to this message."), field="links")
+        found[item.grant_token] = item.link
+    if set(found) != grants:
+        raise ExchangeError(_("Every recipient needs a link to email."), field="links")
+    return found
+
+
+def mark_sent(message: Message) -> None:
+    message.state = MessageState.SENT
+    message.sent_at = clock.now()
+    message.save(update_fields=["state", "sent_at"])
+
+
+def deliver_links(
+    message: Message,
+    links_by_grant: dict[str, str],
+    *,
+    request: HttpRequest | None = None,
+    owner_email: OwnerEmail | None = None,
+) -> None:
+    """Email each grant its link (sealed tasks); account grants go to their owner."""
+    from sealbox.exchange import notifications as notify
+
+    grants = {g.token: g for g in message.grants.filter(token__in=list(links_by_grant))}
+    for token, link in links_by_grant.items():
+        grant = grants[token]
+        if grant.verification == Verification.ACCOUNT:
+            (owner_email or notify.send_sender_copy)(message, grant, link)
+            continue
+        code = ""
+        if grant.verification == Verification.OPENING_CODE:
+            code = set_opening_code(grant)
+            grant.save(update_fields=["opening_code_hash"])
+        notify.send_recipient_notification(message, grant, link, opening_code=code, request=request)
 
 
 # --- Opening ----------------------------------------------------------------------------
@@ -606,16 +752,35 @@ def _verification_failed(
 def _record_recipient(
     grant: Grant, action: str, request: HttpRequest | None, details: dict | None = None
 ) -> None:
+    own = grant.user_id is not None  # an account grant: its owner is a user
     audit.record(
         action,
         organisation=grant.message.organisation,
-        actor_type="recipient",
-        actor_id=str(grant.pk),
+        actor_type="user" if own else "recipient",
+        actor_id=str(grant.user_id if own else grant.pk),
         actor_label=grant.email,
         target=grant.message,
         request=request,
         details={"reference": grant.message.reference, **(details or {})},
     )
+
+
+def sealed_for_someone_else(grant: Grant, user) -> bool:
+    """A submission or reply seen by a logged-in user who is not its owner (even an
+    administrator): for them it does not exist."""
+    return (
+        grant.message.kind != MessageKind.MESSAGE
+        and user is not None
+        and user.is_authenticated
+        and user.pk != grant.user_id
+    )
+
+
+OPENED_ACTIONS = {
+    MessageKind.MESSAGE: "message.opened",
+    MessageKind.ENVELOPE: "submission.opened",
+    MessageKind.REPLY: "reply.opened",
+}
 
 
 def code_binding(grant: Grant) -> str:
@@ -637,6 +802,8 @@ def check_proof(
     method = grant.verification
     if method == Verification.ACCOUNT:
         user = getattr(request, "user", None)
+        if sealed_for_someone_else(grant, user):
+            raise ExchangeError(_("No such message."), status=404, code="not_found")
         if user is None or not user.is_authenticated or user.pk != grant.user_id:
             raise ExchangeError(
                 _("Log in as the sender to open this copy."), status=403, code="login_required"
@@ -670,6 +837,7 @@ class Unlocked:
     wrapped_key: bytes
     opens_left: int
     downloads: list[tuple[Blob, str]]  # blob, download authorisation
+    reply: str = ""  # authorisation to reply, when the sender allows replies
 
 
 def unlock(
@@ -715,17 +883,24 @@ def unlock(
         ratelimit.clear(UNLOCK_FAILURES_PER_GRANT, grant.token)
         _record_recipient(
             grant,
-            "message.opened",
+            OPENED_ACTIONS[grant.message.kind],
             request,
             details={"open": grant.opens, "max_opens": grant.max_opens},
         )
-        if grant.message.notify_on_open:
+        if grant.message.notify_on_open and grant.message.kind == MessageKind.MESSAGE:
             from sealbox.exchange import notifications as notify
 
             notify.send_open_notification(grant, now)
     blobs = list(grant.message.blobs.order_by("kind", "id"))
     downloads = [(blob, download_authorisation(grant, blob)) for blob in blobs]
-    return Unlocked(grant, server_secret, wrapped_key, grant.max_opens - grant.opens, downloads)
+    return Unlocked(
+        grant,
+        server_secret,
+        wrapped_key,
+        grant.max_opens - grant.opens,
+        downloads,
+        reply_authorisation(grant) if can_reply(grant) else "",
+    )
 
 
 def _wipe(grant: Grant, now: datetime) -> None:
@@ -785,6 +960,128 @@ def record_download(grant: Grant, blob: Blob, request: HttpRequest | None) -> No
 
 def blob_chunk_names(blob: Blob) -> list[str]:
     return list(blob.chunks.order_by("index").values_list("storage_name", flat=True))
+
+
+# --- Replies ---------------------------------------------------------------------------------
+
+REPLY_SALT = "sealbox.exchange.reply"
+REPLY_WINDOW = timedelta(hours=4)  # after an open, time to write and upload a reply
+REPLY_MAX_OPENS = 3
+REPLIES_PER_GRANT = Rule("reply-grant", 5, timedelta(hours=1))
+
+
+def can_reply(grant: Grant) -> bool:
+    message = grant.message
+    return (
+        message.kind == MessageKind.MESSAGE
+        and message.reply_mode != ReplyMode.NONE
+        and grant.verification != Verification.ACCOUNT
+    )
+
+
+def reply_authorisation(grant: Grant) -> str:
+    issued = int(clock.now().timestamp())
+    return signing.dumps({"g": grant.pk, "t": issued}, salt=REPLY_SALT, compress=False)
+
+
+def grant_for_reply(authorisation: str) -> Grant:
+    """The recipient's grant a reply authorisation (given at unlock) names, if still valid."""
+    try:
+        data = signing.loads(authorisation or "", salt=REPLY_SALT)
+        if clock.now().timestamp() - data["t"] > REPLY_WINDOW.total_seconds():
+            raise signing.BadSignature("stale")
+    except (signing.BadSignature, KeyError, TypeError):
+        raise ExchangeError(
+            _("You can no longer reply from this page. Open the message again."),
+            status=403,
+            code="expired",
+        ) from None
+    grant = (
+        Grant.objects.select_related("message", "message__sender", "message__organisation")
+        .filter(pk=data.get("g"))
+        .first()
+    )
+    if grant is None or not can_reply(grant):
+        raise ExchangeError(_("Replies are not allowed."), status=403, code="no_reply")
+    if grant.revoked_at or grant.message.state != MessageState.SENT:
+        raise ExchangeError(
+            _("This message is no longer available. Ask the sender to send it again."),
+            status=410,
+            code="gone",
+        )
+    return grant
+
+
+def reply_expiry(parent: Message, now: datetime) -> datetime:
+    """A reply lives as long as the message it answers did, within the plan's retention."""
+    lifetime = parent.expires_at - (parent.sent_at or parent.created_at)
+    return min(now + max(lifetime, timedelta(hours=1)), latest_expiry(parent.organisation, now))
+
+
+def create_reply(
+    authorisation: str,
+    owner_grant: RecipientSpec,
+    blobs: list[BlobSpec],
+    *,
+    request: HttpRequest | None = None,
+) -> Message:
+    """A reply draft sealed in the recipient's browser for the original sender."""
+    grant = grant_for_reply(authorisation)
+    parent = grant.message
+    if parent.reply_mode != ReplyMode.FILES and any(b.kind == BlobKind.FILE for b in blobs):
+        raise ExchangeError(
+            _("The sender allows replies without files."), status=413, field="files"
+        )
+    decision = ratelimit.check(REPLIES_PER_GRANT, grant.token)
+    if not decision.allowed:
+        raise ExchangeError(
+            _("Too many replies. Try again in %(n)d minutes.")
+            % {"n": decision.retry_after_minutes},
+            status=429,
+            code="throttled",
+            retry_after=decision.retry_after,
+        )
+    with transaction.atomic():
+        ratelimit.hit(REPLIES_PER_GRANT, grant.token)
+        return create_sealed_draft(
+            parent.sender,
+            kind=MessageKind.REPLY,
+            subject=_("Re: %(subject)s") % {"subject": parent.subject},
+            expires_at=reply_expiry(parent, clock.now()),
+            max_opens=REPLY_MAX_OPENS,
+            grant=owner_grant,
+            blobs=blobs,
+            language=parent.sender.language,
+            parent=parent,
+            replied_by=grant,
+        )
+
+
+def finalise_reply(
+    message: Message, notifications: list[Notification], *, request: HttpRequest | None = None
+) -> Message:
+    from sealbox.exchange import notifications as notify
+
+    def record(reply: Message) -> None:
+        # On the reply's timeline and on the original message's (its thread).
+        for target, details in (
+            (reply, {"reference": reply.reference, "parent": reply.parent.reference}),
+            (reply.parent, {"reference": reply.parent.reference, "reply": reply.reference}),
+        ):
+            audit.record(
+                "reply.sent",
+                organisation=reply.organisation,
+                actor_type="recipient",
+                actor_id=str(reply.replied_by_id),
+                actor_label=reply.replied_by.email if reply.replied_by else "",
+                target=target,
+                request=request,
+                details=details | {"files": reply.file_count, "bytes": reply.attachment_bytes},
+            )
+
+    return finalise_sealed(
+        message, notifications, record=record, owner_email=notify.send_reply_link, request=request
+    )
 
 
 # --- Destruction -------------------------------------------------------------------------

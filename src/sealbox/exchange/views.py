@@ -73,12 +73,15 @@ def open_view(request, token):
         grant = services.find_grant(token)
     except services.ExchangeError:
         return render(request, "exchange/open_invalid.html", status=404)
+    if services.sealed_for_someone_else(grant, request.user):
+        return render(request, "exchange/open_invalid.html", status=404)
     state = services.grant_state(grant)
     context = {
         "grant": grant,
         "message": grant.message,
         "state": state,
         "in_memory_limit": settings.SEALBOX_IN_MEMORY_DOWNLOAD_LIMIT,
+        "base_url": settings.SEALBOX_BASE_URL,
     }
     if state != services.GrantState.OPEN:
         return render(request, "exchange/open_gone.html", context, status=410)

@@ -5,6 +5,7 @@ import { derivePasswordKey, passwordVerifier, unwrapGrant } from "./grants.js";
 import { decodeLinkSecret } from "./links.js";
 import { fromBase64url, toBase64url } from "./b64.js";
 import { apiFetch, ApiError, formatSize } from "./transfer.js";
+import { showReplyForm } from "./reply.js";
 
 // Above this size a file is decrypted by a service worker while it streams to disk
 // (or written through the File System Access API), never assembled in memory.
@@ -122,6 +123,7 @@ async function showMessage(unlocked, contentKey) {
   document.getElementById("opens-left").textContent = `${strings.opensLeft} ${unlocked.opens_left}`;
   article.hidden = false;
   document.getElementById("message-heading").focus();
+  if (unlocked.reply) showReplyForm(unlocked.reply, root, csrf);
 }
 
 async function downloadFile(file, download, contentKey, button, progress) {
