@@ -9,6 +9,7 @@ def navigation(request) -> dict:
         return {"nav_items": []}
     items = [
         (_("Send a secure email"), reverse("exchange:send")),
+        (_("Secure envelopes"), reverse("envelopes:list")),
         (_("History"), reverse("history:history")),
         (_("Account"), reverse("accounts:account")),
     ]

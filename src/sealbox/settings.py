@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     # ---
     "sealbox.notify",
     "sealbox.exchange",
+    "sealbox.envelopes",
     "sealbox.history",
 ]
 

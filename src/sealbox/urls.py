@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("sealbox.accounts.urls")),
     path("", include("sealbox.twofactor.urls")),  # two-factor login step and security pages
     path("", include("sealbox.exchange.urls")),
+    path("", include("sealbox.envelopes.urls")),  # secure envelopes and the submitter's page
     path("", include("sealbox.history.urls")),
     path("", include("sealbox.users.urls")),  # user administration, invitations
     path("api/v1/", api.urls),

@@ -66,3 +66,4 @@ def not_found(request, error):
 
 api.add_router("/", "sealbox.exchange.api.router")
 api.add_router("/", "sealbox.users.api.router")
+api.add_router("/", "sealbox.envelopes.api.router")

@@ -1,0 +1,59 @@
+"""Emails of envelopes. Links and codes are sealed in the task queue (never stored in clear)."""
+
+from __future__ import annotations
+
+from sealbox.envelopes.models import Envelope, EnvelopeLink, Submission
+from sealbox.exchange.models import Message
+from sealbox.notify import services as notify
+
+
+def _send(to: str, template: str, context: dict, language: str, *, sensitive: bool) -> None:
+    notify.send_templated_email(
+        to,
+        subject_template=f"envelopes/email/{template}_subject.txt",
+        text_template=f"envelopes/email/{template}.txt",
+        context=context,
+        language=language,
+        sensitive=sensitive,
+    )
+
+
+def send_envelope_link(envelope: Envelope, link: EnvelopeLink, url: str) -> None:
+    """A recipient's link to fill the envelope."""
+    context = {
+        "owner_name": envelope.owner.display_name,
+        "organisation": envelope.organisation.name,
+        "subject": envelope.subject,
+        "link": url,
+        "expires_at": envelope.expires_at,
+        "verification": link.verification,
+    }
+    _send(link.email, "invitation", context, envelope.language, sensitive=True)
+
+
+def send_code(link: EnvelopeLink, code: str) -> None:
+    envelope = link.envelope
+    context = {"code": code, "subject": envelope.subject, "organisation": envelope.organisation}
+    _send(link.email, "code", context, envelope.language, sensitive=True)
+
+
+def send_used_notice(link: EnvelopeLink) -> None:
+    """Notify me when it is used: the owner learns the envelope was opened."""
+    envelope = link.envelope
+    context = {"subject": envelope.subject, "reference": envelope.reference, "who": link.email}
+    _send(envelope.owner.email, "used", context, envelope.owner.language, sensitive=False)
+
+
+def send_submission_link(submission: Submission, message: Message, url: str) -> None:
+    """The owner's link to what was submitted (opens only while they are logged in)."""
+    envelope = submission.envelope
+    context = {
+        "subject": envelope.subject,
+        "reference": envelope.reference,
+        "name": submission.name,
+        "email": submission.email,
+        "link": url,
+        "expires_at": message.expires_at,
+        "max_opens": message.max_opens,
+    }
+    _send(envelope.owner.email, "submission", context, envelope.owner.language, sensitive=True)

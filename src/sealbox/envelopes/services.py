@@ -1,0 +1,678 @@
+"""Business rules of secure envelopes: create, deliver, verify the submitter, accept a
+sealed submission, close, expire.
+
+The submitter's browser encrypts; this module decides who may submit what, and reuses the
+exchange's sealed-draft machinery (store_chunk, finalise) for the ciphertext itself."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.core import signing
+from django.db import transaction
+from django.db.models import F, Sum
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+
+from sealbox import clock
+from sealbox.accounts.models import User
+from sealbox.audit import services as audit
+from sealbox.envelopes.models import (
+    Envelope,
+    EnvelopeLink,
+    EnvelopeState,
+    EnvelopeVerification,
+    FilesMode,
+    Submission,
+)
+from sealbox.exchange import services as exchange
+from sealbox.exchange.models import BlobKind, Message, MessageKind
+from sealbox.exchange.services import BlobSpec, ExchangeError, Notification, RecipientSpec
+from sealbox.formats import human_size
+from sealbox.http import client_ip
+from sealbox.ratelimit import services as ratelimit
+from sealbox.ratelimit.services import Rule
+
+MAX_RECIPIENTS = 50
+SUBMIT_SALT = "sealbox.envelopes.submit"
+SUBMIT_WINDOW = timedelta(hours=4)  # after verification, time to fill and upload
+START_FAILURES_PER_LINK = Rule("envelope-start-link", 10, timedelta(hours=1))
+START_FAILURES_PER_IP = Rule("envelope-start-ip", 20, timedelta(hours=1))
+MAX_EXTENSION_LENGTH = 10
+
+
+class LinkState:
+    OPEN = "open"
+    CLOSED = "closed"
+    EXPIRED = "expired"
+    USED = "used"
+
+
+# --- Creating ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnvelopeRecipient:
+    email: str
+    phone: str = ""
+    verification: str = EnvelopeVerification.NONE
+    password: str = ""
+
+
+@dataclass(frozen=True)
+class EnvelopeSpec:
+    subject: str
+    expires_at: datetime
+    recipients: list[EnvelopeRecipient] = field(default_factory=list)
+    public: bool = False
+    instructions: str = ""
+    files_mode: str = FilesMode.OPTIONAL
+    allowed_extensions: list[str] = field(default_factory=list)
+    max_total_bytes: int | None = None
+    reply_expiry_hours: int = 24
+    reply_max_opens: int = 3
+    notify_on_use: bool = True
+    language: str = "en"
+    delivery: str = "email"
+    per_ip_hourly: int = 5
+    max_submissions: int = 100
+
+
+def normalise_extensions(text: str | list[str]) -> list[str]:
+    """ "PDF, .jpg docx" → ["pdf", "jpg", "docx"]; raises on anything odd."""
+    words = text if isinstance(text, list) else text.replace(",", " ").split()
+    found: list[str] = []
+    for word in words:
+        ext = word.strip().lstrip(".").lower()
+        if not ext:
+            continue
+        if not ext.isalnum() or len(ext) > MAX_EXTENSION_LENGTH:
+            raise ExchangeError(
+                _("“%(ext)s” is not a file extension (letters and digits, like pdf).")
+                % {"ext": word},
+                field="allowed_extensions",
+            )
+        if ext not in found:
+            found.append(ext)
+    return found
+
+
+def plan_limit(owner: User) -> int | None:
+    return owner.organisation.plan.max_send_bytes
+
+
+def _validate_spec(owner: User, spec: EnvelopeSpec) -> None:
+    now = clock.now()
+    if not spec.subject.strip():
+        raise ExchangeError(_("Write a subject."), field="subject")
+    if spec.public and spec.recipients:
+        raise ExchangeError(_("A public link has no recipients."), field="recipients")
+    if not spec.public and not spec.recipients:
+        raise ExchangeError(_("Add at least one recipient."), field="recipients")
+    if len(spec.recipients) > MAX_RECIPIENTS:
+        raise ExchangeError(
+            _("Send to at most %(n)d recipients at once.") % {"n": MAX_RECIPIENTS},
+            field="recipients",
+        )
+    if spec.public and spec.delivery == "email":
+        raise ExchangeError(
+            _("A public link has nobody to email: choose Create link."), field="delivery"
+        )
+    if spec.expires_at <= now:
+        raise ExchangeError(_("The expiry must be in the future."), field="expires_at")
+    if spec.expires_at > exchange.latest_expiry(owner.organisation, now) + timedelta(minutes=5):
+        raise ExchangeError(
+            _("Your plan keeps messages at most %(days)d days.")
+            % {"days": owner.organisation.plan.max_retention_days},
+            field="expires_at",
+        )
+    if not 1 <= spec.reply_max_opens <= exchange.MAX_OPENS:
+        raise ExchangeError(_("Maximum opens must be between 1 and 99."), field="reply_max_opens")
+    if not 1 <= spec.reply_expiry_hours <= 24 * owner.organisation.plan.max_retention_days:
+        raise ExchangeError(_("The reply expiry is longer than your plan allows."), field="reply")
+    _validate_size(owner, spec)
+    for recipient in spec.recipients:
+        _validate_recipient(recipient)
+
+
+def _validate_size(owner: User, spec: EnvelopeSpec) -> None:
+    limit = plan_limit(owner)
+    if spec.files_mode != FilesMode.NONE and limit == 0:
+        raise ExchangeError(_("Your plan does not allow attachments."), field="files_mode")
+    if spec.max_total_bytes is not None and spec.max_total_bytes <= 0:
+        raise ExchangeError(_("The largest total size must be positive."), field="max_total")
+    if limit is not None and spec.max_total_bytes is not None and spec.max_total_bytes > limit:
+        raise ExchangeError(
+            _("Your plan allows %(limit)s per message.") % {"limit": human_size(limit)},
+            field="max_total",
+        )
+
+
+def _validate_recipient(recipient: EnvelopeRecipient) -> None:
+    if recipient.verification not in EnvelopeVerification.values:
+        raise ExchangeError(_("Choose how the recipient proves who they are."))
+    if recipient.verification == EnvelopeVerification.SMS_CODE and not recipient.phone:
+        raise ExchangeError(_("An SMS code needs the recipient's mobile phone."), field="phone")
+    if recipient.verification == EnvelopeVerification.PASSWORD and len(recipient.password) < 8:
+        raise ExchangeError(
+            _("Type a password for each recipient verified by password (at least 8 characters)."),
+            field="password",
+        )
+
+
+def _parsed_phone(phone: str, country: str) -> str:
+    from django.core.exceptions import ValidationError
+
+    from sealbox.twofactor.services import parse_phone
+
+    if not phone:
+        return ""
+    try:
+        return parse_phone(phone, country)
+    except ValidationError as error:
+        raise ExchangeError(error.messages[0], field="phone") from None
+
+
+def new_link_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def link_url(link: EnvelopeLink) -> str:
+    return f"{settings.SEALBOX_BASE_URL.rstrip('/')}/e/{link.token}"
+
+
+def create_envelope(
+    owner: User, spec: EnvelopeSpec, *, request: HttpRequest | None = None
+) -> Envelope:
+    """Create the envelope and its links; with Send, email each recipient their link."""
+    _validate_spec(owner, spec)
+    phones = [_parsed_phone(r.phone, owner.sms_country) for r in spec.recipients]
+    limit = plan_limit(owner)
+    max_total = spec.max_total_bytes if spec.max_total_bytes is not None else limit
+    with transaction.atomic():
+        envelope = Envelope.objects.create(
+            organisation=owner.organisation,
+            owner=owner,
+            subject=spec.subject.strip(),
+            instructions=spec.instructions.strip(),
+            public=spec.public,
+            files_mode=spec.files_mode,
+            allowed_extensions=" ".join(normalise_extensions(spec.allowed_extensions)),
+            max_total_bytes=max_total,
+            expires_at=spec.expires_at,
+            reply_expiry_hours=spec.reply_expiry_hours,
+            reply_max_opens=spec.reply_max_opens,
+            notify_on_use=spec.notify_on_use,
+            language=spec.language,
+            delivery=spec.delivery,
+            per_ip_hourly=spec.per_ip_hourly,
+            max_submissions=spec.max_submissions if spec.public else len(spec.recipients),
+            created_at=clock.now(),
+        )
+        links = _create_links(envelope, spec, phones)
+        audit.record(
+            "envelope.created",
+            actor=owner,
+            target=envelope,
+            request=request,
+            details={
+                "reference": envelope.reference,
+                "public": envelope.public,
+                "recipients": len(spec.recipients),
+            },
+        )
+        if spec.delivery == "email":
+            _deliver(envelope, links, request)
+    return envelope
+
+
+def _create_links(envelope: Envelope, spec: EnvelopeSpec, phones: list[str]) -> list:
+    if spec.public:
+        return [EnvelopeLink.objects.create(envelope=envelope, token=new_link_token())]
+    links = []
+    for recipient, phone in zip(spec.recipients, phones, strict=True):
+        links.append(
+            EnvelopeLink.objects.create(
+                envelope=envelope,
+                token=new_link_token(),
+                email=recipient.email.strip().lower(),
+                phone=phone,
+                verification=recipient.verification,
+                password_hash=make_password(recipient.password)
+                if recipient.verification == EnvelopeVerification.PASSWORD
+                else "",
+            )
+        )
+    return links
+
+
+def _deliver(envelope: Envelope, links: list[EnvelopeLink], request: HttpRequest | None) -> None:
+    from sealbox.envelopes import notifications
+
+    for link in links:
+        notifications.send_envelope_link(envelope, link, link_url(link))
+        audit.record(
+            "envelope.delivered",
+            actor=envelope.owner,
+            target=envelope,
+            request=request,
+            details={"reference": envelope.reference, "to": link.email},
+        )
+
+
+# --- The owner's envelopes ----------------------------------------------------------------
+
+
+def envelopes_of(owner: User):
+    return (
+        Envelope.objects.filter(owner=owner, organisation=owner.organisation)
+        .annotate(submission_count=Coalesce(Sum("links__submissions"), 0))
+        .prefetch_related("links")
+        .order_by("-created_at", "-id")
+    )
+
+
+def envelope_for_owner(user: User, public_id) -> Envelope:
+    """The user's own envelope; anyone else (even an administrator) gets 404."""
+    envelope = (
+        Envelope.objects.select_related("owner", "organisation")
+        .filter(public_id=public_id, owner=user, organisation=user.organisation)
+        .first()
+    )
+    if envelope is None:
+        raise ExchangeError(_("No such envelope."), status=404, code="not_found")
+    return envelope
+
+
+def envelope_state(envelope: Envelope, now: datetime | None = None) -> str:
+    if envelope.state == EnvelopeState.CLOSED:
+        return LinkState.CLOSED
+    if envelope.expires_at <= (now or clock.now()):
+        return LinkState.EXPIRED
+    return LinkState.OPEN
+
+
+def close_envelope(user: User, envelope: Envelope, *, request: HttpRequest | None = None) -> None:
+    """Close before expiry: every link of the envelope dies at once."""
+    if envelope.state == EnvelopeState.CLOSED:
+        return
+    with transaction.atomic():
+        envelope.state = EnvelopeState.CLOSED
+        envelope.closed_at = clock.now()
+        envelope.save(update_fields=["state", "closed_at"])
+        audit.record(
+            "envelope.closed",
+            actor=user,
+            target=envelope,
+            request=request,
+            details={"reference": envelope.reference},
+        )
+
+
+def submissions_of(envelope: Envelope) -> list[Submission]:
+    return list(
+        envelope.submissions.filter(submitted_at__isnull=False)
+        .select_related("message")
+        .order_by("-submitted_at")
+    )
+
+
+# --- The submitter ------------------------------------------------------------------------
+
+
+def find_link(token: str) -> EnvelopeLink:
+    link = (
+        EnvelopeLink.objects.select_related("envelope", "envelope__owner", "envelope__organisation")
+        .filter(token=token)
+        .first()
+    )
+    if link is None:
+        raise ExchangeError(
+            _("This link is not valid. Check that you copied all of it."),
+            status=404,
+            code="not_found",
+        )
+    return link
+
+
+def submission_limit(link: EnvelopeLink) -> int:
+    return link.envelope.max_submissions if link.envelope.public else 1
+
+
+def link_state(link: EnvelopeLink) -> str:
+    state = envelope_state(link.envelope)
+    if state == LinkState.OPEN and link.submissions >= submission_limit(link):
+        return LinkState.USED
+    return state
+
+
+def ensure_link_open(link: EnvelopeLink) -> None:
+    state = link_state(link)
+    if state == LinkState.USED:
+        raise ExchangeError(
+            _("This envelope was already used. Ask its owner for a new one."),
+            status=410,
+            code="used",
+        )
+    if state != LinkState.OPEN:
+        raise ExchangeError(
+            _("This envelope is no longer available. Ask its owner for a new one."),
+            status=410,
+            code="gone",
+        )
+
+
+def code_binding(link: EnvelopeLink) -> str:
+    return f"envelope-link:{link.pk}"
+
+
+def send_code(link: EnvelopeLink, request: HttpRequest | None = None):
+    """Send the submitter a code by the channel their link uses (same rules as messages)."""
+    from sealbox.envelopes import notifications
+    from sealbox.twofactor import services as codes
+
+    ensure_link_open(link)
+    if link.verification not in (EnvelopeVerification.SMS_CODE, EnvelopeVerification.EMAIL_CODE):
+        raise ExchangeError(_("This envelope does not use a code sent by SMS or email."))
+    common = {
+        "binding": code_binding(link),
+        "language": link.envelope.language,
+        "account_key": f"envelope:{link.token}",
+        "ip": client_ip(request) if request else None,
+        "purpose": "message",
+        "organisation": link.envelope.organisation,
+        "request": request,
+    }
+    if link.verification == EnvelopeVerification.SMS_CODE:
+        return codes.send_code(phone=link.phone, **common)
+    return codes.send_code(
+        phone="",
+        channel="email",
+        deliver=lambda code: notifications.send_code(link, code),
+        **common,
+    )
+
+
+def _check_start_limits(link: EnvelopeLink, ip: str) -> None:
+    for rule, key in ((START_FAILURES_PER_LINK, link.token), (START_FAILURES_PER_IP, ip)):
+        decision = ratelimit.check(rule, key)
+        if not decision.allowed:
+            raise ExchangeError(
+                _("Too many failed attempts. Try again in %(n)d minutes.")
+                % {"n": decision.retry_after_minutes},
+                status=429,
+                code="throttled",
+                retry_after=decision.retry_after,
+            )
+
+
+def _proof_error(link: EnvelopeLink, code: str, password: str) -> str:
+    """What is wrong with the submitter's proof ("" when it is right)."""
+    from sealbox.twofactor import services as codes
+
+    method = link.verification
+    if method == EnvelopeVerification.NONE:
+        return ""
+    if method == EnvelopeVerification.PASSWORD:
+        if password and check_password(password, link.password_hash):
+            return ""
+        return _("This password is not correct.")
+    result = codes.check_code(code_binding(link), (code or "").strip())
+    if result == codes.CodeResult.OK:
+        return ""
+    return codes.code_result_message(result, "message")
+
+
+def _record_submitter(
+    link: EnvelopeLink, action: str, request, target=None, label: str = "", **details
+) -> None:
+    audit.record(
+        action,
+        organisation=link.envelope.organisation,
+        actor_type="submitter",
+        actor_id=str(link.pk),
+        actor_label=label or link.email,
+        target=target or link.envelope,
+        request=request,
+        details={"reference": link.envelope.reference, **details},
+    )
+
+
+def start(
+    link: EnvelopeLink, *, code: str = "", password: str = "", request: HttpRequest | None = None
+) -> str:
+    """Check the submitter's proof; return the token that lets them submit for a while."""
+    ensure_link_open(link)
+    ip = (client_ip(request) if request else None) or "unknown"
+    _check_start_limits(link, ip)
+    error = _proof_error(link, code, password)
+    if error:
+        with transaction.atomic():
+            ratelimit.hit(START_FAILURES_PER_LINK, link.token)
+            ratelimit.hit(START_FAILURES_PER_IP, ip)
+            _record_submitter(link, "envelope.verification_failed", request)
+        raise ExchangeError(error, status=403, code="verification_failed")
+    with transaction.atomic():
+        first = EnvelopeLink.objects.filter(pk=link.pk, first_opened_at__isnull=True).update(
+            first_opened_at=clock.now()
+        )
+        _record_submitter(link, "envelope.opened", request)
+        if first and link.envelope.notify_on_use:
+            from sealbox.envelopes import notifications
+
+            notifications.send_used_notice(link)
+    return signing.dumps({"l": link.pk}, salt=SUBMIT_SALT, compress=False)
+
+
+def link_for_submit_token(token: str) -> EnvelopeLink:
+    try:
+        data = signing.loads(token or "", salt=SUBMIT_SALT, max_age=SUBMIT_WINDOW.total_seconds())
+    except signing.BadSignature:
+        raise ExchangeError(
+            _("This page has been open too long. Reload it and start again."),
+            status=403,
+            code="expired",
+        ) from None
+    link = (
+        EnvelopeLink.objects.select_related("envelope", "envelope__owner", "envelope__organisation")
+        .filter(pk=data.get("l"))
+        .first()
+    )
+    if link is None:
+        raise ExchangeError(_("No such envelope."), status=404, code="not_found")
+    ensure_link_open(link)
+    return link
+
+
+def ip_rule(envelope: Envelope) -> Rule:
+    return Rule("envelope-submit-ip", envelope.per_ip_hourly, timedelta(hours=1))
+
+
+def _check_ip_limit(link: EnvelopeLink, ip: str) -> None:
+    if not link.envelope.public:
+        return
+    decision = ratelimit.check(ip_rule(link.envelope), f"{link.envelope.pk}:{ip}")
+    if not decision.allowed:
+        raise ExchangeError(
+            _("Too many submissions from your network. Try again in %(n)d minutes.")
+            % {"n": decision.retry_after_minutes},
+            status=429,
+            code="throttled",
+            retry_after=decision.retry_after,
+        )
+
+
+@dataclass(frozen=True)
+class DeclaredFile:
+    """A file's blob as the submitter declares it: its extension travels in clear so the
+    server can enforce the allowed types (the name itself stays in the encrypted manifest)."""
+
+    blob: BlobSpec
+    extension: str
+
+
+def check_files(envelope: Envelope, files: list[DeclaredFile]) -> None:
+    """The envelope's rules on files: allowed or not, mandatory, types, total size."""
+    if envelope.files_mode == FilesMode.NONE and files:
+        raise ExchangeError(_("This envelope does not accept files."), field="files")
+    if envelope.files_mode == FilesMode.MANDATORY and not files:
+        raise ExchangeError(_("Add at least one file."), field="files")
+    allowed = envelope.extensions
+    for item in files:
+        ext = item.extension.lstrip(".").lower()
+        if allowed and ext not in allowed:
+            raise ExchangeError(
+                _("This type of file is not accepted. Allowed types: %(types)s.")
+                % {"types": ", ".join(allowed)},
+                status=415,
+                code="file_type",
+                field="files",
+            )
+    total = sum(exchange.plaintext_size(item.blob.size) for item in files)
+    if envelope.max_total_bytes is not None and total > envelope.max_total_bytes:
+        raise ExchangeError(
+            _("The files total %(total)s; this envelope accepts at most %(limit)s.")
+            % {"total": human_size(total), "limit": human_size(envelope.max_total_bytes)},
+            status=413,
+            code="too_large",
+            field="files",
+        )
+
+
+def submission_expiry(envelope: Envelope, now: datetime) -> datetime:
+    wanted = now + timedelta(hours=envelope.reply_expiry_hours)
+    return min(wanted, exchange.latest_expiry(envelope.organisation, now))
+
+
+def create_submission(
+    submit_token: str,
+    *,
+    name: str,
+    email: str,
+    grant: RecipientSpec,
+    manifest: BlobSpec,
+    files: list[DeclaredFile],
+    request: HttpRequest | None = None,
+) -> Message:
+    """A submission draft sealed in the submitter's browser for the envelope's owner."""
+    link = link_for_submit_token(submit_token)
+    envelope = link.envelope
+    if not name.strip():
+        raise ExchangeError(_("Write your name."), field="name")
+    ip = client_ip(request) if request else None
+    _check_ip_limit(link, ip or "unknown")
+    check_files(envelope, files)
+    now = clock.now()
+    with transaction.atomic():
+        message = exchange.create_sealed_draft(
+            envelope.owner,
+            kind=MessageKind.ENVELOPE,
+            subject=envelope.subject,
+            expires_at=submission_expiry(envelope, now),
+            max_opens=envelope.reply_max_opens,
+            grant=grant,
+            blobs=[manifest, *(f.blob for f in files)],
+            language=envelope.owner.language,
+        )
+        Submission.objects.create(
+            envelope=envelope,
+            link=link,
+            message=message,
+            name=name.strip()[:200],
+            email=email.strip().lower()[:254],
+            ip=ip,
+            created_at=now,
+        )
+    return message
+
+
+def finalise_submission(
+    upload_token: str,
+    message_id,
+    notifications: list[Notification],
+    *,
+    request: HttpRequest | None = None,
+) -> Message:
+    """Count the submission (atomically, within the link's limit) and email the owner."""
+    from sealbox.envelopes import notifications as notify
+
+    message = exchange.sealed_draft(upload_token, message_id)
+    submission = Submission.objects.select_related("link", "envelope").filter(message=message)
+    submission = submission.first()
+    if submission is None:
+        raise ExchangeError(_("No such submission."), status=404, code="not_found")
+    link = submission.link
+    link.envelope = submission.envelope
+    ensure_link_open(link)
+    ip = (client_ip(request) if request else None) or "unknown"
+    _check_ip_limit(link, ip)
+
+    def record(sealed: Message) -> None:
+        counted = EnvelopeLink.objects.filter(
+            pk=link.pk, submissions__lt=submission_limit(link)
+        ).update(submissions=F("submissions") + 1)
+        if not counted:
+            raise ExchangeError(
+                _("This envelope was already used. Ask its owner for a new one."),
+                status=410,
+                code="used",
+            )
+        if link.envelope.public:
+            ratelimit.hit(ip_rule(link.envelope), f"{link.envelope.pk}:{ip}")
+        now = clock.now()
+        Submission.objects.filter(pk=submission.pk).update(submitted_at=now)
+        # "Reply expires" counts from the submission, not from the start of the upload.
+        sealed.expires_at = submission_expiry(link.envelope, sealed.sent_at)
+        Message.objects.filter(pk=sealed.pk).update(expires_at=sealed.expires_at)
+        sealed.grants.update(expires_at=sealed.expires_at)
+        details = {"files": sealed.file_count, "bytes": sealed.attachment_bytes}
+        for target, extra in ((sealed, {"submission": sealed.reference}), (None, {})):
+            _record_submitter(
+                link,
+                "envelope.submitted",
+                request,
+                target=target,
+                label=submission.email,
+                **details,
+                **extra,
+            )
+
+    return exchange.finalise_sealed(
+        message,
+        notifications,
+        record=record,
+        owner_email=lambda m, g, url: notify.send_submission_link(submission, m, url),
+        request=request,
+    )
+
+
+# --- Expiry ---------------------------------------------------------------------------------
+
+
+def record_expired(now: datetime | None = None) -> int:
+    """Record envelope.expired once for each envelope past its expiry (the purge calls it);
+    the submissions themselves expire and are destroyed as messages are."""
+    now = now or clock.now()
+    due = Envelope.objects.filter(
+        state=EnvelopeState.OPEN, expires_at__lte=now, expired_recorded_at__isnull=True
+    ).select_related("organisation")
+    count = 0
+    for envelope in due:
+        with transaction.atomic():
+            Envelope.objects.filter(pk=envelope.pk).update(expired_recorded_at=now)
+            audit.record(
+                "envelope.expired",
+                organisation=envelope.organisation,
+                target=envelope,
+                details={"reference": envelope.reference},
+            )
+        count += 1
+    return count
+
+
+__all__ = ["BlobKind"]

@@ -1,0 +1,171 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_http_methods
+
+from sealbox import clock
+from sealbox.envelopes import services
+from sealbox.envelopes.forms import EnvelopeForm, RecipientFormSet
+from sealbox.exchange.services import ExchangeError
+
+MB = 1000 * 1000
+
+
+def _owned(request, public_id):
+    try:
+        return services.envelope_for_owner(request.user, public_id)
+    except ExchangeError:
+        raise Http404 from None
+
+
+@login_required
+def list_view(request):
+    envelopes = [(e, services.envelope_state(e)) for e in services.envelopes_of(request.user)]
+    return render(request, "envelopes/list.html", {"envelopes": envelopes})
+
+
+def _initial(user) -> dict:
+    limit = services.plan_limit(user)
+    return {
+        "language": user.language,
+        "max_total_mb": None if limit is None else max(1, limit // MB),
+    }
+
+
+def _spec(user, data: dict, recipients: list[dict], delivery: str) -> services.EnvelopeSpec:
+    public = data["audience"] == "public"
+    max_mb = data.get("max_total_mb")
+    return services.EnvelopeSpec(
+        subject=data["subject"],
+        expires_at=clock.now() + timedelta(days=int(data["expires"])),
+        recipients=[]
+        if public
+        else [
+            services.EnvelopeRecipient(
+                email=r["email"],
+                phone=r.get("phone", ""),
+                verification=r["verification"],
+                password=r.get("password", ""),
+            )
+            for r in recipients
+            if r.get("email")
+        ],
+        public=public,
+        instructions=data.get("instructions", ""),
+        files_mode=data["files_mode"],
+        allowed_extensions=services.normalise_extensions(data.get("allowed_extensions") or ""),
+        max_total_bytes=None if max_mb is None else max_mb * MB,
+        reply_expiry_hours=int(data["reply_expiry_hours"]),
+        reply_max_opens=data["reply_max_opens"],
+        notify_on_use=data["notify_on_use"],
+        language=data["language"],
+        delivery=delivery,
+        per_ip_hourly=data["per_ip_hourly"],
+        max_submissions=data["max_submissions"],
+    )
+
+
+def _with_extra_row(post):
+    data = post.copy()
+    total = int(data.get("form-TOTAL_FORMS", "1") or 1)
+    data["form-TOTAL_FORMS"] = str(min(total + 1, 50))
+    return data
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def new_view(request):
+    """New envelope: a plain form (nothing here is encrypted content)."""
+    user = request.user
+    if request.method == "GET":
+        form = EnvelopeForm(initial=_initial(user))
+        formset = RecipientFormSet()
+    elif "add_recipient" in request.POST:
+        form = EnvelopeForm(request.POST)
+        formset = RecipientFormSet(_with_extra_row(request.POST))
+    else:
+        form = EnvelopeForm(request.POST)
+        formset = RecipientFormSet(request.POST)
+        if form.is_valid() and formset.is_valid():
+            delivery = "links" if request.POST.get("delivery") == "links" else "email"
+            try:
+                spec = _spec(user, form.cleaned_data, formset.cleaned_data, delivery)
+                envelope = services.create_envelope(user, spec, request=request)
+            except ExchangeError as error:
+                form.add_error(None, error.message)
+            else:
+                if delivery == "email":
+                    messages.success(request, _("Your envelope is sent."))
+                else:
+                    messages.success(request, _("Your envelope link is ready."))
+                return redirect("envelopes:detail", public_id=envelope.public_id)
+    context = {
+        "form": form,
+        "formset": formset,
+        "plan_limit": services.plan_limit(user),
+        "max_retention_days": user.organisation.plan.max_retention_days,
+    }
+    return render(request, "envelopes/new.html", context)
+
+
+@login_required
+def detail_view(request, public_id):
+    envelope = _owned(request, public_id)
+    context = {
+        "envelope": envelope,
+        "state": services.envelope_state(envelope),
+        "links": [(link, services.link_url(link)) for link in envelope.links.order_by("id")],
+        "submissions": services.submissions_of(envelope),
+    }
+    return render(request, "envelopes/detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def close_view(request, public_id):
+    envelope = _owned(request, public_id)
+    if request.method == "POST":
+        services.close_envelope(request.user, envelope, request=request)
+        messages.success(request, _("The envelope is closed: its links no longer work."))
+        return redirect("envelopes:detail", public_id=envelope.public_id)
+    return render(request, "envelopes/close.html", {"envelope": envelope})
+
+
+@never_cache
+@ensure_csrf_cookie
+def submit_view(request, token):
+    """The submitter's page. Its script verifies, encrypts and uploads."""
+    try:
+        link = services.find_link(token)
+    except ExchangeError:
+        return render(request, "envelopes/submit_invalid.html", status=404)
+    state = services.link_state(link)
+    context = {
+        "link": link,
+        "envelope": link.envelope,
+        "state": state,
+        "base_url": settings.SEALBOX_BASE_URL,
+        "accept": ",".join("." + e for e in link.envelope.extensions),
+        "max_total_bytes": ""
+        if link.envelope.max_total_bytes is None
+        else link.envelope.max_total_bytes,
+    }
+    if state != services.LinkState.OPEN:
+        return render(request, "envelopes/submit_gone.html", context, status=410)
+    return render(request, "envelopes/submit.html", context)
+
+
+@never_cache
+def sent_view(request, token):
+    try:
+        link = services.find_link(token)
+    except ExchangeError:
+        return render(request, "envelopes/submit_invalid.html", status=404)
+    return render(request, "envelopes/sent.html", {"envelope": link.envelope})

@@ -1,0 +1,168 @@
+// The submitter's page of a secure envelope: proves who they are if the envelope asks,
+// then encrypts their message and files on this device for the envelope's owner.
+import { apiFetch, ApiError, formatSize } from "./transfer.js";
+import { fileEntry, fileProblems, sealForOwner } from "./envelope-upload.js";
+
+const root = document.getElementById("envelope");
+const strings = document.getElementById("envelope-strings").dataset;
+const errors = document.getElementById("envelope-errors");
+const verifyForm = document.getElementById("verify-form");
+const submitForm = document.getElementById("submit-form");
+const fileInput = document.getElementById("envelope-files");
+const fileList = document.getElementById("envelope-file-list");
+const csrf = root.querySelector("input[name=csrfmiddlewaretoken]").value;
+const rules = {
+  mode: root.dataset.filesMode,
+  extensions: root.dataset.extensions.split(" ").filter(Boolean),
+  maxTotal: root.dataset.maxTotalBytes === "" ? null : Number(root.dataset.maxTotalBytes),
+};
+const files = [];
+let submitToken = null;
+let busy = false;
+
+function showErrors(messages) {
+  errors.replaceChildren(...messages.map((text) => {
+    const p = document.createElement("p");
+    p.textContent = text;
+    return p;
+  }));
+  errors.hidden = messages.length === 0;
+  if (messages.length) errors.focus();
+}
+
+const message = (error) => (error instanceof ApiError ? error.message : strings.network);
+
+async function start(body) {
+  const result = await apiFetch(root.dataset.startUrl, { method: "POST", json: body, csrf });
+  submitToken = result.submit_token;
+  if (verifyForm) verifyForm.hidden = true;
+  submitForm.hidden = false;
+  document.getElementById("submitter-name").focus();
+}
+
+// --- Verification ---------------------------------------------------------------------
+
+const sendCode = document.getElementById("send-code");
+sendCode?.addEventListener("click", async () => {
+  showErrors([]);
+  sendCode.disabled = true;
+  const sent = document.getElementById("code-sent");
+  sent.textContent = strings.sending;
+  try {
+    const result = await apiFetch(root.dataset.codeUrl, { method: "POST", csrf });
+    sent.textContent = `${strings.codeSent} ${result.sent_to}.`;
+    document.getElementById("proof").focus();
+    setTimeout(() => { sendCode.disabled = false; }, result.retry_after * 1000);
+  } catch (error) {
+    sent.textContent = "";
+    showErrors([message(error)]);
+    setTimeout(() => { sendCode.disabled = false; }, (error.retryAfter || 5) * 1000);
+  }
+});
+
+verifyForm?.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  showErrors([]);
+  const proof = document.getElementById("proof");
+  if (!proof.value.trim()) {
+    showErrors([strings.needProof]);
+    proof.focus();
+    return;
+  }
+  const body = root.dataset.verification === "password" ? { password: proof.value } : { code: proof.value.trim() };
+  try {
+    await start(body);
+  } catch (error) {
+    showErrors([message(error)]);
+  }
+});
+
+if (!verifyForm) {
+  start({}).catch((error) => showErrors([message(error)]));
+}
+
+// --- Files ----------------------------------------------------------------------------
+
+function addFiles(list) {
+  for (const file of list) {
+    const row = document.getElementById("envelope-file-row").content.firstElementChild.cloneNode(true);
+    const entry = fileEntry(file, row);
+    row.querySelector(".file-name").textContent = file.name;
+    row.querySelector(".file-size").textContent = formatSize(file.size);
+    entry.progress.setAttribute("aria-label", file.name);
+    const remove = row.querySelector(".remove-file");
+    remove.textContent = `${strings.remove} ${file.name}`;
+    remove.addEventListener("click", () => {
+      if (busy) return;
+      files.splice(files.indexOf(entry), 1);
+      row.remove();
+      fileInput.focus();
+    });
+    files.push(entry);
+    fileList.append(row);
+  }
+}
+
+fileInput?.addEventListener("change", () => { addFiles(fileInput.files); fileInput.value = ""; });
+
+// --- Sending --------------------------------------------------------------------------
+
+function problems() {
+  const found = [];
+  const name = submitForm.elements.name;
+  const email = submitForm.elements.email;
+  if (!name.value.trim()) found.push([strings.needName, name]);
+  if (!email.value.trim() || !email.checkValidity()) found.push([strings.needEmail, email]);
+  if (!submitForm.elements.message.value.trim() && !files.length && rules.mode !== "mandatory") {
+    found.push([strings.needContent, submitForm.elements.message]);
+  }
+  for (const [kind, detail] of fileProblems(files, rules)) {
+    if (kind === "badType") found.push([`${strings.badType} ${detail}. ${strings.allowed} ${rules.extensions.join(", ")}.`, fileInput]);
+    else if (kind === "needFiles") found.push([strings.needFiles, fileInput]);
+    else if (kind === "noFiles") found.push([strings.noFiles, fileInput]);
+    else found.push([strings.tooLarge, fileInput]);
+  }
+  return found;
+}
+
+submitForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (busy) return;
+  const found = problems();
+  if (found.length) {
+    showErrors(found.map(([text]) => text));
+    return;
+  }
+  showErrors([]);
+  busy = true;
+  const button = submitForm.querySelector("button[type=submit]");
+  button.disabled = true;
+  const status = document.getElementById("submit-status");
+  status.textContent = strings.encrypting;
+  try {
+    await sealForOwner({
+      body: submitForm.elements.message.value,
+      files,
+      baseUrl: root.dataset.baseUrl,
+      csrf,
+      create: (sealed) => apiFetch(root.dataset.createUrl, {
+        method: "POST",
+        csrf,
+        json: {
+          submit_token: submitToken,
+          name: submitForm.elements.name.value.trim(),
+          email: submitForm.elements.email.value.trim(),
+          ...sealed,
+        },
+      }),
+      finaliseUrl: (id) => `/api/v1/envelope-submissions/${id}/finalise`,
+    });
+    window.location.assign(root.dataset.sentUrl);
+  } catch (error) {
+    status.textContent = "";
+    showErrors([`${strings.failed} ${message(error)}`]);
+    files.forEach((f) => { f.progress.value = 0; });
+    busy = false;
+    button.disabled = false;
+  }
+});
