@@ -234,3 +234,16 @@ def test_bad_preferences_keep_what_was_typed(logged_in_client, user):
     assert response.status_code == 400
     assert 'value="120"' in response.content.decode()
     assert not MessagePreferences.objects.filter(user=user).exists()
+
+
+# --- Security notices ------------------------------------------------------------------
+
+
+def test_password_change_emails_the_user(logged_in_client, user):
+    response = logged_in_client.post(
+        "/account/password/",
+        {"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+    )
+    assert response.status_code == 302
+    assert mail.outbox[-1].to == [user.email]
+    assert "The password of your account was changed." in mail.outbox[-1].body

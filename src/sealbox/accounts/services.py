@@ -227,6 +227,9 @@ def change_password(request: HttpRequest, user: User, new_password: str) -> None
         user.set_password(new_password)
         user.save(update_fields=["password"])
         audit.record("password.changed", actor=user, target=user, request=request)
+        email_security_notice(
+            user, _lazy(gettext_noop("The password of your account was changed."))
+        )
     # Keep this session; every other session of the user ends with the old hash.
     update_session_auth_hash(request, user)
 
@@ -246,6 +249,9 @@ def record_password_reset_requested(request: HttpRequest, email: str) -> None:
 
 def record_password_reset(request: HttpRequest, user: User) -> None:
     audit.record("password.reset", actor=user, target=user, request=request)
+    email_security_notice(
+        user, _lazy(gettext_noop("The password of your account was reset with an email link."))
+    )
 
 
 # --- Logging in -------------------------------------------------------------------
