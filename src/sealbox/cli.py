@@ -135,11 +135,13 @@ def run_purge():
     from datetime import timedelta
 
     from sealbox.audit import retention
+    from sealbox.envelopes import services as envelopes
     from sealbox.exchange import services as exchange
     from sealbox.ratelimit import services as ratelimit
     from sealbox.twofactor import services as twofactor
 
     report = exchange.purge()
+    envelopes.record_expired()  # envelope.expired events; submissions expire as messages
     ratelimit.purge_older_than(timedelta(days=2))
     twofactor.purge_expired()
     retention.purge_expired_events()  # after a signed checkpoint of each chain

@@ -317,3 +317,12 @@ def test_history_shows_submissions_with_kind_envelope(make_envelope, sender):
     rows = list(history.rows(sender, history.Filters()))
     assert [row.kind for row in rows] == ["envelope"]
     assert rows[0].kind_label == "Envelope"
+
+
+def test_the_purge_records_expired_envelopes(make_envelope, clock):
+    from sealbox.cli import run_purge
+
+    make_envelope(days=1)
+    clock.advance(days=2)
+    run_purge()
+    assert Event.objects.filter(action="envelope.expired").count() == 1

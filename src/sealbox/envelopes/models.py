@@ -25,7 +25,7 @@ class EnvelopeVerification(models.TextChoices):
 
 
 class EnvelopeState(models.TextChoices):
-    OPEN = "open", _("Open")
+    OPEN = "open", _("Accepting submissions")
     CLOSED = "closed", _("Closed")
 
 

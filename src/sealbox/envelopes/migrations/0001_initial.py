@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
                 ('delivery', models.CharField(default='email', max_length=10)),
                 ('per_ip_hourly', models.PositiveSmallIntegerField(default=5)),
                 ('max_submissions', models.PositiveIntegerField(default=100)),
-                ('state', models.CharField(choices=[('open', 'Open'), ('closed', 'Closed')], default='open', max_length=10)),
+                ('state', models.CharField(choices=[('open', 'Accepting submissions'), ('closed', 'Closed')], default='open', max_length=10)),
                 ('created_at', models.DateTimeField()),
                 ('closed_at', models.DateTimeField(blank=True, null=True)),
                 ('expired_recorded_at', models.DateTimeField(blank=True, null=True)),
