@@ -23,8 +23,10 @@ data folder; with it, the data folder (secret key) is $TMPDIR/sealbox-bench-data
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -53,7 +55,10 @@ AGENTS = [
 
 def setup(database_url: str | None) -> None:
     if not database_url:
-        os.environ.setdefault("SEALBOX_DATA_DIR", tempfile.mkdtemp(prefix="sealbox-bench-"))
+        if "SEALBOX_DATA_DIR" not in os.environ:
+            folder = tempfile.mkdtemp(prefix="sealbox-bench-")
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            os.environ["SEALBOX_DATA_DIR"] = folder
     else:
         # A fixed folder: its secret key must outlive runs that reuse the loaded events
         # (the organisation's sealing key is encrypted under it).
@@ -104,6 +109,7 @@ def load_events(organisation, count: int, start: datetime, span: timedelta) -> N
     from sealbox.audit.models import ChainHead, Event
 
     chain = audit.chain_name(organisation.pk)
+    assert record_class()._fields == COPY_COLUMNS
     head = ChainHead.objects.get(chain=chain)
     missing = count - head.seq
     if missing <= 0:
@@ -118,25 +124,32 @@ def load_events(organisation, count: int, start: datetime, span: timedelta) -> N
         for _ in range(min(LOAD_BATCH, count - seq)):
             seq += 1
             event = fake_event(organisation.pk, chain, seq, start + step * seq, prev_hash)
-            event.hash = audit.compute_hash(prev_hash, event)
+            # The application's own hash function, over the same fields it will read back.
+            event = event._replace(hash=audit.compute_hash(prev_hash, event))
             prev_hash = event.hash
             batch.append(event)
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 copy_events(connection, batch)
             else:
-                Event.objects.bulk_create(batch, batch_size=2000)
+                events = [Event(**event._asdict()) for event in batch]
+                Event.objects.bulk_create(events, batch_size=2000)
             ChainHead.objects.filter(pk=head.pk).update(seq=seq, last_hash=prev_hash)
         print(f"  {seq:,} events", end="\r", flush=True)
     elapsed = time.perf_counter() - began
     print(f"loaded {missing:,} events in {elapsed:.1f} s ({missing / elapsed:,.0f} events/s)")
 
 
-def fake_event(organisation_id: int, chain: str, seq: int, when: datetime, prev_hash: str):
-    from sealbox.audit.models import Event
+def record_class():
+    """The exports' light event record (importable once Django is set up)."""
+    from sealbox.audit.exports import EventRecord
 
+    return EventRecord
+
+
+def fake_event(organisation_id: int, chain: str, seq: int, when: datetime, prev_hash: str):
     action = ACTIONS[seq % len(ACTIONS)]
-    return Event(
+    return record_class()(
         chain=chain,
         seq=seq,
         organisation_id=organisation_id,
@@ -151,6 +164,7 @@ def fake_event(organisation_id: int, chain: str, seq: int, when: datetime, prev_
         user_agent=AGENTS[seq % len(AGENTS)],
         details={"grant": seq // 3, "file": f"f{seq % 11}"} if seq % 2 else {},
         prev_hash=prev_hash,
+        hash="",
     )
 
 
@@ -181,12 +195,7 @@ def copy_events(connection, batch) -> None:
         raw = cursor.cursor  # psycopg's own cursor: COPY is not in the DB-API
         with raw.copy(f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
             for event in batch:
-                copy.write_row(
-                    [
-                        json.dumps(event.details) if name == "details" else getattr(event, name)
-                        for name in COPY_COLUMNS
-                    ]
-                )
+                copy.write_row(event._replace(details=json.dumps(event.details)))
 
 
 # --- measuring ------------------------------------------------------------------------

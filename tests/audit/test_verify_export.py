@@ -73,6 +73,22 @@ def test_each_line_is_the_canonical_event_and_its_hashes(clock, events):
     assert "réunion" in lines[1].decode()  # UTF-8, not escaped
 
 
+def test_events_recorded_by_the_application_export_and_verify(clock, organisation, rf, user):
+    """The real path: record() then the database round trip (IPv6, nested Unicode details)."""
+    request = rf.get("/", REMOTE_ADDR="2001:db8::7", HTTP_USER_AGENT="Safari/18 «beta»")
+    audit.record("message.opened", actor=user, request=request, target=user)
+    audit.record(
+        "test.details",
+        organisation=organisation,
+        ip="192.0.2.1",
+        details={"z": [1, {"é": None}], "a": True, "n": -1.5, "text": '日本 "quoted"'},
+    )
+    lines = export(organisation, clock.current - HOUR, clock.current + HOUR)
+    result = exports.verify_jsonl(lines)
+    assert result.ok, result.message
+    assert audit.verify_chain(audit.chain_name(organisation.pk)).intact
+
+
 def test_the_range_includes_its_start_and_excludes_its_end(clock, events):
     t0 = clock.current
     body = export(events, t0 + 3 * HOUR, t0 + 4 * HOUR)[1:-1]
@@ -322,4 +338,6 @@ def test_exporting_20000_events_streams_with_small_memory(clock, organisation):
     finally:
         tracemalloc.stop()
     assert total > 8_000_000  # ~450 bytes an event
-    assert peak < min(8_000_000, total / 2), f"peak {peak / 1e6:.1f} MB for {total / 1e6:.1f} MB exported"
+    assert peak < min(8_000_000, total / 2), (
+        f"peak {peak / 1e6:.1f} MB for {total / 1e6:.1f} MB exported"
+    )

@@ -158,9 +158,9 @@ def _xlsx_value(sheet: Any, value: object, zone: tzinfo) -> object:
             cell.data_type = "s"
             return cell
         return text
-    if value is None or isinstance(value, int | float | date):
+    if value is None or isinstance(value, int | float | Decimal | date):
         return value
-    return _xlsx_text(str(value))
+    return _xlsx_text(str(value))  # lazy translations and other objects: as text
 
 
 def _chain(first: list, rest: Iterator) -> Iterator:
