@@ -52,6 +52,13 @@ def test_every_envelope_url_is_404_for_others(make_envelope, sender, others, who
         assert response.status_code == 404, (method, url, response.status_code)
     # The submission: its open page and its unlock are 404 for anyone but the owner.
     assert other.get(f"/o/{token}").status_code == 404
+    assert other.get(f"/api/v1/open/{token}").status_code == 404
+    if who != "administrator":  # an administrator sees the metadata (next test)
+        for url in (
+            f"/messages/{submission.public_id}/",
+            f"/api/v1/messages/{submission.public_id}",
+        ):
+            assert other.get(url).status_code == 404, url
     response = other.post(
         f"/api/v1/open/{token}/unlock", data=b"{}", content_type="application/json"
     )

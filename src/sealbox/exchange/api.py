@@ -367,7 +367,10 @@ def _open_info(grant: Grant) -> dict:
 @router.get("/open/{token}", auth=None, response={200: OpenInfoOut, **ERRORS}, tags=["open"])
 def open_info(request: HttpRequest, token: str):
     """Who sent the message and which proof it needs. Reveals no content."""
-    return _open_info(services.find_grant(token))
+    grant = services.find_grant(token)
+    if services.sealed_for_someone_else(grant, request.user):
+        raise ExchangeError("No such message.", status=404, code="not_found")
+    return _open_info(grant)
 
 
 @router.post(
