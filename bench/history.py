@@ -167,6 +167,10 @@ def main() -> int:
     organisation, admin = organisation_and_admin(args.messages)
     message_ids = load_messages(organisation, admin, args.messages, start)
     load_events(organisation, message_ids, args.events, start)
+    if connection.vendor == "postgresql":
+        # Fresh bulk loads have no planner statistics yet; autovacuum would add them.
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
 
     browser = Client(HTTP_HOST="127.0.0.1")
     browser.force_login(admin)
@@ -197,7 +201,7 @@ def main() -> int:
 
     raw = history_export.measure("raw", lambda: raw_rows(organisation), args.messages)
     export = history_export.measure(
-        "csv", lambda: get("/history/export.csv").count(b"\n") - 1, args.messages
+        "csv", lambda: count_lines(browser, "/history/export.csv") - 1, args.messages
     )
     assert export["bytes"] == raw["bytes"] == args.messages, (export["bytes"], raw["bytes"])
     print(f"  raw SELECT:   {raw['rate']:10,.0f} rows/s")
@@ -207,6 +211,13 @@ def main() -> int:
         f"export of {export['bytes']:,} rows)"
     )
     return 0
+
+
+def count_lines(browser, path: str) -> int:
+    """Consume a streamed response piece by piece, as a client would (never joined)."""
+    response = browser.get(path)
+    assert response.status_code == 200, response.status_code
+    return sum(piece.count(b"\n") for piece in response.streaming_content)
 
 
 def raw_rows(organisation) -> int:

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import CharField, Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from sealbox import clock
@@ -161,13 +161,32 @@ def visible_grants(user: User, filters: Filters) -> QuerySet[Grant]:
     return query
 
 
-def _event_subqueries():
-    events = Event.objects.filter(
-        target_type="message", target_id=Cast(OuterRef("message_id"), CharField())
+BATCH = 1000
+
+
+def activity_of(message_ids: list[int]) -> dict[int, tuple[datetime | None, int]]:
+    """Latest event time and number of events of each message, in one query per batch.
+
+    One grouped query for a batch of rows reads each message's events once through the
+    (target_type, target_id) index, instead of two correlated subqueries per row."""
+    found = (
+        Event.objects.filter(target_type="message", target_id__in=[str(i) for i in message_ids])
+        .values("target_id")
+        .annotate(last=Max("created_at"), n=Count("id"))
+        .order_by()
     )
-    latest = events.order_by().values("target_id").annotate(last=Max("created_at"))
-    count = events.order_by().values("target_id").annotate(n=Count("id"))
-    return Subquery(latest.values("last")[:1]), Subquery(count.values("n")[:1])
+    return {int(row["target_id"]): (row["last"], row["n"]) for row in found}
+
+
+def batched(items: Iterator, size: int) -> Iterator[list]:
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def status_of(grant: Grant, now: datetime) -> str:
@@ -194,28 +213,31 @@ def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
         return None
 
 
-def rows(
-    user: User, filters: Filters, *, after: str = "", limit: int | None = PAGE_SIZE
-) -> Iterator[Row]:
-    """Rows newest first; `after` is the cursor of the last row of the previous page."""
-    latest, activities = _event_subqueries()
-    query = (
-        visible_grants(user, filters)
-        .select_related("message", "message__sender")
-        .annotate(latest_activity=latest, activities=Coalesce(activities, 0))
-        .order_by("-message__sent_at", "-id")
-    )
+def ordered(query: QuerySet[Grant], after: str = "") -> QuerySet[Grant]:
+    """Newest first, from the row after the cursor (keyset pagination)."""
+    query = query.order_by("-message__sent_at", "-id")
     position = decode_cursor(after) if after else None
     if position:
         moment, pk = position
         query = query.filter(Q(message__sent_at__lt=moment) | Q(message__sent_at=moment, id__lt=pk))
+    return query
+
+
+def rows(
+    user: User, filters: Filters, *, after: str = "", limit: int | None = PAGE_SIZE
+) -> Iterator[Row]:
+    """Rows newest first; `after` is the cursor of the last row of the previous page."""
+    query = ordered(
+        visible_grants(user, filters).select_related("message", "message__sender"), after
+    )
     if limit is not None:
         query = query[:limit]
     now = clock.now()
-    for grant in query.iterator(chunk_size=500):
-        yield Row(
-            grant, grant.message, grant.latest_activity, grant.activities, status_of(grant, now)
-        )
+    for batch in batched(query.iterator(chunk_size=BATCH), BATCH):
+        activity = activity_of([grant.message_id for grant in batch])
+        for grant in batch:
+            latest, count = activity.get(grant.message_id, (None, 0))
+            yield Row(grant, grant.message, latest, count, status_of(grant, now))
 
 
 @dataclass(frozen=True)
@@ -342,72 +364,67 @@ def export_rows(user: User, filters: Filters) -> Iterator[list]:
     status_labels = {key: str(label) for key, label in Status.LABELS.items()}
     code_labels = {key: str(label) for key, label in Verification.choices}
     kind_labels = {key: str(label) for key, label in KIND_LABELS.items()}
-    latest, activities = _event_subqueries()
-    query = (
-        visible_grants(user, filters)
-        .annotate(latest_activity=latest, activities=Coalesce(activities, 0))
-        .order_by("-message__sent_at", "-id")
-        .values_list(
-            "message__public_id",
-            "message__kind",
-            "message__sent_at",
-            "latest_activity",
-            "expires_at",
-            "message__state",
-            "revoked_at",
-            "opens",
-            "message__subject",
-            "message__sender__first_name",
-            "message__sender__last_name",
-            "message__sender__email",
-            "email",
-            "verification",
-            "message__file_count",
-            "activities",
-        )
+    query = ordered(visible_grants(user, filters)).values_list(
+        "message_id",
+        "message__public_id",
+        "message__kind",
+        "message__sent_at",
+        "expires_at",
+        "message__state",
+        "revoked_at",
+        "opens",
+        "message__subject",
+        "message__sender__first_name",
+        "message__sender__last_name",
+        "message__sender__email",
+        "email",
+        "verification",
+        "message__file_count",
     )
     now = clock.now()
-    for (
-        public_id,
-        kind,
-        sent_at,
-        latest_at,
-        expires_at,
-        state,
-        revoked_at,
-        opens,
-        subject,
-        first_name,
-        last_name,
-        sender_email,
-        email,
-        verification,
-        files,
-        activity_count,
-    ) in query.iterator(chunk_size=2000):
-        if state == MessageState.DELETED or revoked_at:
-            status = Status.DELETED
-        elif opens > 0:
-            status = Status.OPENED
-        elif expires_at <= now:
-            status = Status.EXPIRED
-        else:
-            status = Status.NOT_OPENED
-        yield [
-            reference_for(public_id, kind),
-            local(sent_at),
-            local(latest_at),
-            local(expires_at),
-            status_labels[status],
-            subject,
-            f"{first_name} {last_name}".strip() or sender_email,
-            email,
-            code_labels.get(verification, verification),
-            files,
+    for batch in batched(query.iterator(chunk_size=BATCH), BATCH):
+        activity = activity_of([row[0] for row in batch])
+        for (
+            message_id,
+            public_id,
+            kind,
+            sent_at,
+            expires_at,
+            state,
+            revoked_at,
             opens,
-            activity_count,
-            kind_labels.get(kind, kind),
-        ]
+            subject,
+            first_name,
+            last_name,
+            sender_email,
+            email,
+            verification,
+            files,
+        ) in batch:
+            latest_at, activity_count = activity.get(message_id, (None, 0))
+            if state == MessageState.DELETED or revoked_at:
+                status = Status.DELETED
+            elif opens > 0:
+                status = Status.OPENED
+            elif expires_at <= now:
+                status = Status.EXPIRED
+            else:
+                status = Status.NOT_OPENED
+            yield [
+                reference_for(public_id, kind),
+                local(sent_at),
+                local(latest_at),
+                local(expires_at),
+                status_labels[status],
+                subject,
+                f"{first_name} {last_name}".strip() or sender_email,
+                email,
+                code_labels.get(verification, verification),
+                files,
+                opens,
+                activity_count,
+                kind_labels.get(kind, kind),
+            ]
 
 
 def export_range(user: User, filters: Filters) -> tuple[datetime, datetime]:
