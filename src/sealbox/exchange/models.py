@@ -91,7 +91,8 @@ class Message(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["organisation", "state", "sent_at"]),
+            # The History walks an organisation's messages newest first (keyset pages).
+            models.Index(fields=["organisation", "-sent_at"], name="exchange_msg_org_sent"),
             models.Index(fields=["sender", "created_at"]),
             models.Index(fields=["state", "created_at"]),
         ]
