@@ -56,7 +56,7 @@ def log_in(page, user) -> None:
 
 
 def log_out(page) -> None:
-    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log out", exact=True).click()
     expect(page).to_have_url(re.compile(r"/login/$"))
 
 
