@@ -7,6 +7,7 @@ def navigation(request) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"nav_items": []}
+    brand = getattr(user, "organisation", None)
     items = [
         (_("Send a secure email"), reverse("exchange:send")),
         (_("Secure envelopes"), reverse("envelopes:list")),
@@ -17,7 +18,8 @@ def navigation(request) -> dict:
         items.append((_("Users"), reverse("users:list")))
     path = request.path
     return {
+        "brand_organisation": brand,
         "nav_items": [
             {"label": label, "url": url, "current": path.startswith(url)} for label, url in items
-        ]
+        ],
     }

@@ -31,6 +31,13 @@ class Plan(models.Model):
         return self.name
 
 
+class OrganisationManager(models.Manager):
+    # The logo (up to 500 KB) is read only where it is served: every request that
+    # follows user.organisation would otherwise load it.
+    def get_queryset(self):
+        return super().get_queryset().defer("logo")
+
+
 class Organisation(models.Model):
     name = models.CharField(_("name"), max_length=200, unique=True)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, verbose_name=_("plan"))
@@ -55,8 +62,11 @@ class Organisation(models.Model):
     logo_type = models.CharField(max_length=20, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = OrganisationManager()
+
     class Meta:
         ordering = ["name"]
+        base_manager_name = "objects"
 
     def __str__(self) -> str:
         return self.name

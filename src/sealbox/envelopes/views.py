@@ -148,6 +148,7 @@ def submit_view(request, token):
         return render(request, "envelopes/submit_invalid.html", status=404)
     state = services.link_state(link)
     context = {
+        "brand_organisation": link.envelope.organisation,
         "link": link,
         "envelope": link.envelope,
         "state": state,

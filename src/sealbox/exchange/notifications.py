@@ -14,8 +14,19 @@ from sealbox.exchange.models import Grant, Message, Verification
 from sealbox.notify import services as notify
 
 
+def brand(organisation) -> dict:
+    """Logo and accent colour for the HTML emails (absolute URLs: mail clients fetch them)."""
+    from django.conf import settings
+    from django.urls import reverse
+
+    logo_url = ""
+    if organisation.logo_type:
+        logo_url = settings.SEALBOX_BASE_URL + reverse("users:logo", args=[organisation.pk])
+    return {"logo_url": logo_url, "accent": organisation.accent_colour or "#1f5fbf"}
+
+
 def _context(message: Message, grant: Grant) -> dict:
-    return {
+    return brand(message.organisation) | {
         "organisation": message.organisation.name,
         "sender_name": message.sender.display_name,
         "sender_email": message.sender.email,

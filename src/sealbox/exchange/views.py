@@ -77,6 +77,7 @@ def open_view(request, token):
         return render(request, "exchange/open_invalid.html", status=404)
     state = services.grant_state(grant)
     context = {
+        "brand_organisation": grant.message.organisation,
         "grant": grant,
         "message": grant.message,
         "state": state,

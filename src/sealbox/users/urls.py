@@ -16,5 +16,6 @@ urlpatterns = [
     path("users/<int:pk>/invite/", views.user_resend_invitation, name="resend_invitation"),
     path("users/<int:pk>/delete/", views.user_delete, name="delete"),
     path("organisation-logo/<int:pk>/", views.organisation_logo, name="logo"),
+    path("organisation-theme/<int:pk>.css", views.organisation_theme, name="theme"),
     path("invitation/<str:token>/", views.invitation, name="invitation"),
 ]

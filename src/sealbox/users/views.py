@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import wraps
 
 from django.contrib import messages
@@ -236,6 +237,20 @@ def organisation_settings(request):
             return redirect("users:organisation")
     organisation.refresh_from_db()
     return render(request, "users/organisation.html", {"form": form, "organisation": organisation})
+
+
+ACCENT = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def organisation_theme(request, pk: int):
+    """The organisation's accent colour as a stylesheet (the CSP allows no inline style)."""
+    organisation = Organisation.objects.filter(pk=pk).only("accent_colour").first()
+    if organisation is None or not ACCENT.match(organisation.accent_colour or ""):
+        raise Http404
+    css = f":root {{ --accent: {organisation.accent_colour}; }}\n"
+    response = HttpResponse(css, content_type="text/css; charset=utf-8")
+    response["Cache-Control"] = "public, max-age=300"
+    return response
 
 
 def organisation_logo(request, pk: int):
