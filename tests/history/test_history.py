@@ -204,3 +204,26 @@ def test_statistics_for_administrators_only(send, sender, make_user, recipient_t
     assert browser_for(sender).get("/history/statistics/").status_code == 403
     page = browser_for(admin).get("/history/statistics/").content.decode()
     assert "50 %" in page and "1,000\xa0bytes" not in page
+
+
+def test_replies_show_who_they_came_from(send, sender):
+    """A reply's row names the replying recipient as its sender and the member as recipient;
+    replies stay out of the member's statistics of messages sent."""
+    from sealbox.accounts.models import Role
+    from tests.envelopes.test_replies import reply, unlock
+
+    sent = send(reply_mode="text", recipients=[client.Recipient("client@example.org")])
+    assert reply(unlock(sent)["reply"]["authorisation"], body="Thanks!").status == 200
+    reply = reply_row(sender)
+    assert reply.sender_label == "client@example.org"
+    assert reply.recipient_label == "Sam Sender"
+    page = browser_for(sender).get(f"/messages/{sent.id}/").content.decode()
+    assert "Replies" in page and reply_row(sender).message.reference in page
+    sender.role = Role.ADMIN
+    sender.save()
+    stats = {s.user.email: s for s in services.statistics(sender, Filters())}
+    assert stats["sender@example.com"].messages == 1
+
+
+def reply_row(user):
+    return next(r for r in services.rows(user, Filters()) if r.kind == "reply")

@@ -21,6 +21,7 @@ from sealbox.exchange.models import (
     BlobKind,
     Grant,
     Message,
+    MessageKind,
     MessageState,
     Verification,
     reference_for,
@@ -118,10 +119,35 @@ class Row:
         return str(KIND_LABELS[self.kind])
 
     @property
+    def sender_label(self) -> str:
+        """Who the content came from: the member, a submitter or a replying recipient."""
+        return from_label(
+            self.message.kind,
+            self.message.sender.display_name,
+            getattr(getattr(self.message, "submission", None), "email", ""),
+            getattr(self.message.replied_by, "email", ""),
+        )
+
+    @property
+    def recipient_label(self) -> str:
+        """Who may open it: the recipient, or the member a submission or reply is for."""
+        if self.message.kind == MessageKind.MESSAGE:
+            return self.grant.email
+        return self.message.sender.display_name
+
+    @property
     def alive(self) -> bool:
         return self.status in (Status.OPENED, Status.NOT_OPENED) and (
             self.message.state == MessageState.SENT
         )
+
+
+def from_label(kind: str, member: str, submitter: str, replier: str) -> str:
+    if kind == MessageKind.ENVELOPE:
+        return submitter or member
+    if kind == MessageKind.REPLY:
+        return replier or member
+    return member
 
 
 def local_bounds(filters: Filters, time_zone: str) -> tuple[datetime | None, datetime | None]:
@@ -157,6 +183,9 @@ def visible_grants(user: User, filters: Filters) -> QuerySet[Grant]:
             | Q(message__sender__email__icontains=term)
             | Q(message__sender__first_name__icontains=term)
             | Q(message__sender__last_name__icontains=term)
+            | Q(message__submission__email__icontains=term)
+            | Q(message__submission__name__icontains=term)
+            | Q(message__replied_by__email__icontains=term)
         )
     return query
 
@@ -228,7 +257,10 @@ def rows(
 ) -> Iterator[Row]:
     """Rows newest first; `after` is the cursor of the last row of the previous page."""
     query = ordered(
-        visible_grants(user, filters).select_related("message", "message__sender"), after
+        visible_grants(user, filters).select_related(
+            "message", "message__sender", "message__replied_by", "message__submission"
+        ),
+        after,
     )
     if limit is not None:
         query = query[:limit]
@@ -299,7 +331,10 @@ class UserStatistics:
 def statistics(admin: User, filters: Filters) -> list[UserStatistics]:
     """Per user of the organisation: messages sent, files, total size, open ratio."""
     start, end = local_bounds(filters, admin.time_zone)
-    sent = Message.objects.filter(organisation=admin.organisation, sent_at__isnull=False)
+    # Submissions and replies are received, not sent: they stay out of these figures.
+    sent = Message.objects.filter(
+        organisation=admin.organisation, sent_at__isnull=False, kind=MessageKind.MESSAGE
+    )
     if start:
         sent = sent.filter(sent_at__gte=start)
     if end:
@@ -380,6 +415,8 @@ def export_rows(user: User, filters: Filters) -> Iterator[list]:
         "email",
         "verification",
         "message__file_count",
+        "message__submission__email",
+        "message__replied_by__email",
     )
     now = clock.now()
     for batch in batched(query.iterator(chunk_size=BATCH), BATCH):
@@ -400,8 +437,11 @@ def export_rows(user: User, filters: Filters) -> Iterator[list]:
             email,
             verification,
             files,
+            submitter,
+            replier,
         ) in batch:
             latest_at, activity_count = activity.get(message_id, (None, 0))
+            member = f"{first_name} {last_name}".strip() or sender_email
             if state == MessageState.DELETED or revoked_at:
                 status = Status.DELETED
             elif opens > 0:
@@ -417,8 +457,8 @@ def export_rows(user: User, filters: Filters) -> Iterator[list]:
                 local(expires_at),
                 status_labels[status],
                 subject,
-                f"{first_name} {last_name}".strip() or sender_email,
-                email,
+                from_label(kind, member, submitter or "", replier or ""),
+                email if kind == MessageKind.MESSAGE else member,
                 code_labels.get(verification, verification),
                 files,
                 opens,

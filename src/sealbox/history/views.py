@@ -174,6 +174,7 @@ def message_view(request, public_id):
             "grants": grants,
             "events": services.timeline(message),
             "files": services.downloads_per_file(message),
+            "replies": message.replies.select_related("replied_by").order_by("sent_at"),
         },
     )
 
