@@ -6,9 +6,7 @@ import { encrypt, encryptStream, encryptedSize } from "./ece.js";
 import { createGrant, newContentKey } from "./grants.js";
 import { buildLink, newGrantToken } from "./links.js";
 import { toBase64url } from "./b64.js";
-import { apiFetch, ApiError, randomId } from "./transfer.js";
-
-const CHUNK_BYTES = 8 * 1024 * 1024;
+import { apiFetch, bytesStream, randomId, uploadStream } from "./transfer.js";
 
 /** The extension of a file name, lowercased, without the dot ("" when there is none). */
 export function extensionOf(name) {
@@ -39,52 +37,15 @@ export function fileEntry(file, row) {
   return { file, ref: randomId(), row, progress: row?.querySelector("progress") };
 }
 
-async function putChunk(id, blobId, offset, chunk, uploadToken, csrf) {
-  const url = `/api/v1/uploads/${id}/blobs/${blobId}?offset=${offset}`;
-  const headers = { "Content-Type": "application/octet-stream", "X-Upload-Token": uploadToken };
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await apiFetch(url, { method: "PUT", body: chunk, csrf, headers });
-    } catch (error) {
-      // Stored while its answer was lost? Resume from the server's count.
-      if (error instanceof ApiError && error.code === "offset") {
-        const state = await apiFetch(`/api/v1/uploads/${id}`, { headers: { "X-Upload-Token": uploadToken } });
-        const stored = state.blobs.find((b) => b.id === blobId).stored;
-        if (stored === offset + chunk.length) return { stored };
-      }
-      if (attempt >= 3 || (error instanceof ApiError && error.status < 500 && error.code !== "short_body")) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
-    }
-  }
-}
-
-async function uploadStream(id, blob, stream, total, uploadToken, csrf, progress) {
-  // Encrypted while read, uploaded 8 MiB at a time: memory stays flat for any size.
-  const reader = stream.getReader();
-  const buffer = new Uint8Array(CHUNK_BYTES);
-  let filled = 0;
-  let offset = 0;
-  const flush = async () => {
-    if (!filled) return;
-    await putChunk(id, blob.id, offset, buffer.subarray(0, filled), uploadToken, csrf);
-    offset += filled;
-    filled = 0;
-    if (progress) progress.value = Math.round((offset / total) * 100);
+function blobUpload(id, blob, uploadToken, csrf, progress, total) {
+  return {
+    blobUrl: `/api/v1/uploads/${id}/blobs/${blob.id}`,
+    stateUrl: `/api/v1/uploads/${id}`,
+    blobId: blob.id,
+    headers: { "X-Upload-Token": uploadToken },
+    csrf,
+    onProgress: progress ? (stored) => { progress.value = Math.round((stored / total) * 100); } : null,
   };
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    let position = 0;
-    while (position < value.length) {
-      const take = Math.min(value.length - position, CHUNK_BYTES - filled);
-      buffer.set(value.subarray(position, position + take), filled);
-      filled += take;
-      position += take;
-      if (filled === CHUNK_BYTES) await flush();
-    }
-  }
-  await flush();
-  if (progress) progress.value = 100;
 }
 
 /**
@@ -115,12 +76,13 @@ export async function sealForOwner({ body, files, baseUrl, create, finaliseUrl, 
   });
   const uploadToken = created.upload_token;
   const manifestBlob = created.blobs.find((b) => b.kind === "manifest");
-  const manifestStream = new Blob([manifestBytes]).stream();
-  await uploadStream(created.id, manifestBlob, manifestStream, manifestBytes.length, uploadToken, csrf, null);
+  await uploadStream(bytesStream(manifestBytes), blobUpload(created.id, manifestBlob, uploadToken, csrf));
   for (const entry of files) {
     const blob = created.blobs.find((b) => b.file_ref === entry.ref);
     const stream = entry.file.stream().pipeThrough(encryptStream(contentKey));
-    await uploadStream(created.id, blob, stream, encryptedSize(entry.file.size), uploadToken, csrf, entry.progress);
+    await uploadStream(stream, blobUpload(created.id, blob, uploadToken, csrf, entry.progress,
+      encryptedSize(entry.file.size)));
+    if (entry.progress) entry.progress.value = 100;
   }
   await apiFetch(finaliseUrl(created.id), {
     method: "POST",

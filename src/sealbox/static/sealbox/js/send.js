@@ -5,9 +5,7 @@ import { encrypt, encryptStream, encryptedSize } from "./ece.js";
 import { createGrant, newContentKey } from "./grants.js";
 import { buildLink, newGrantToken } from "./links.js";
 import { toBase64url } from "./b64.js";
-import { apiFetch, ApiError, formatSize, randomId } from "./transfer.js";
-
-const CHUNK_BYTES = 8 * 1024 * 1024;
+import { apiFetch, ApiError, bytesStream, formatSize, randomId, uploadStream } from "./transfer.js";
 
 const form = document.getElementById("send-form");
 const strings = document.getElementById("send-strings").dataset;
@@ -143,61 +141,22 @@ function showErrors(messages) {
 
 const csrf = () => form.elements.csrfmiddlewaretoken.value;
 
-async function uploadBytes(messageId, blob, bytes, onProgress) {
-  for (let offset = 0; offset < bytes.length; offset += CHUNK_BYTES) {
-    const chunk = bytes.subarray(offset, offset + CHUNK_BYTES);
-    await putChunk(messageId, blob.id, offset, chunk);
-    onProgress?.(offset + chunk.length);
-  }
-}
-
-async function putChunk(messageId, blobId, offset, chunk) {
-  const url = `/api/v1/messages/${messageId}/blobs/${blobId}?offset=${offset}`;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await apiFetch(url, { method: "PUT", body: chunk, csrf: csrf(),
-        headers: { "Content-Type": "application/octet-stream" } });
-    } catch (error) {
-      // The chunk may have been stored while its answer was lost: resume from the
-      // server's count instead of sending it twice.
-      if (error instanceof ApiError && error.code === "offset") {
-        const state = await apiFetch(`/api/v1/messages/${messageId}`);
-        const stored = state.blobs.find((b) => b.id === blobId).stored;
-        if (stored === offset + chunk.length) return { stored };
-      }
-      if (attempt >= 3 || (error instanceof ApiError && error.status < 500 && error.code !== "short_body")) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
-    }
-  }
+function blobUpload(messageId, blob, onProgress) {
+  return {
+    blobUrl: `/api/v1/messages/${messageId}/blobs/${blob.id}`,
+    stateUrl: `/api/v1/messages/${messageId}`,
+    blobId: blob.id,
+    csrf: csrf(),
+    onProgress,
+  };
 }
 
 async function uploadFile(messageId, blob, entry, contentKey) {
-  // Encrypt while reading, upload 8 MiB at a time: memory stays flat for any file size.
   const total = encryptedSize(entry.file.size);
-  const reader = entry.file.stream().pipeThrough(encryptStream(contentKey)).getReader();
-  const buffer = new Uint8Array(CHUNK_BYTES);
-  let filled = 0;
-  let offset = 0;
-  const flush = async () => {
-    if (!filled) return;
-    await putChunk(messageId, blob.id, offset, buffer.subarray(0, filled));
-    offset += filled;
-    filled = 0;
-    entry.progress.value = Math.round((offset / total) * 100);
-  };
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    let position = 0;
-    while (position < value.length) {
-      const take = Math.min(value.length - position, CHUNK_BYTES - filled);
-      buffer.set(value.subarray(position, position + take), filled);
-      filled += take;
-      position += take;
-      if (filled === CHUNK_BYTES) await flush();
-    }
-  }
-  await flush();
+  const encrypted = entry.file.stream().pipeThrough(encryptStream(contentKey));
+  await uploadStream(encrypted, blobUpload(messageId, blob, (stored) => {
+    entry.progress.value = Math.round((stored / total) * 100);
+  }));
   entry.progress.value = 100;
 }
 
@@ -258,7 +217,7 @@ async function send() {
     };
     const created = await apiFetch(form.dataset.api, { method: "POST", json: payload, csrf: csrf() });
     const manifestBlob = created.blobs.find((b) => b.kind === "manifest");
-    await uploadBytes(created.id, manifestBlob, manifestBytes);
+    await uploadStream(bytesStream(manifestBytes), blobUpload(created.id, manifestBlob));
     for (const entry of files) {
       const blob = created.blobs.find((b) => b.file_ref === entry.ref);
       await uploadFile(created.id, blob, entry, contentKey);

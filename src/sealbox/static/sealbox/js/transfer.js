@@ -45,3 +45,76 @@ export function randomId() {
   const bytes = crypto.getRandomValues(new Uint8Array(12));
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+export const CHUNK_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Upload one blob in order, CHUNK_BYTES at a time, from a ReadableStream of bytes (the
+ * ciphertext, encrypted while it is read): memory stays flat for any size.
+ *   blobUrl   the blob's upload URL (…/blobs/{id}); chunks go to `${blobUrl}?offset=N`
+ *   stateUrl  where the draft's state says how much of each blob is stored
+ *   blobId    this blob's id in that state
+ *   headers   extra headers (an upload token), csrf the page's CSRF token
+ *   onProgress(stored) after each chunk
+ */
+export async function uploadStream(stream, { blobUrl, stateUrl, blobId, headers = {}, csrf, onProgress }) {
+  const put = (offset, chunk) => putChunk(blobUrl, offset, chunk,
+    { headers, csrf, stored: () => storedBytes(stateUrl, blobId, headers) });
+  const reader = stream.getReader();
+  const buffer = new Uint8Array(CHUNK_BYTES);
+  let filled = 0;
+  let offset = 0;
+  const flush = async () => {
+    if (!filled) return;
+    await put(offset, buffer.subarray(0, filled));
+    offset += filled;
+    filled = 0;
+    onProgress?.(offset);
+  };
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    let position = 0;
+    while (position < value.length) {
+      const take = Math.min(value.length - position, CHUNK_BYTES - filled);
+      buffer.set(value.subarray(position, position + take), filled);
+      filled += take;
+      position += take;
+      if (filled === CHUNK_BYTES) await flush();
+    }
+  }
+  await flush();
+  return offset;
+}
+
+async function storedBytes(stateUrl, blobId, headers) {
+  const state = await apiFetch(stateUrl, { headers });
+  return state.blobs.find((b) => b.id === blobId).stored;
+}
+
+/** PUT one chunk, retrying network and server errors; a chunk stored while its answer
+ * was lost is recognised from the server's count instead of being sent twice. */
+async function putChunk(blobUrl, offset, chunk, { headers, csrf, stored }) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await apiFetch(`${blobUrl}?offset=${offset}`, { method: "PUT", body: chunk, csrf,
+        headers: { "Content-Type": "application/octet-stream", ...headers } });
+    } catch (error) {
+      if (error instanceof ApiError && error.code === "offset" && await stored() === offset + chunk.length) {
+        return null;
+      }
+      const permanent = error instanceof ApiError && error.status < 500 && error.code !== "short_body";
+      if (attempt >= 3 || permanent) throw error;
+      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS * attempt));
+    }
+  }
+}
+
+/** Milliseconds before retrying a failed chunk (times the attempt number). */
+export let RETRY_DELAY_MS = 1000;
+export function setRetryDelay(ms) { RETRY_DELAY_MS = ms; }
+
+/** A ReadableStream over bytes already in memory (the small manifest). */
+export function bytesStream(bytes) {
+  return new Blob([bytes]).stream();
+}
