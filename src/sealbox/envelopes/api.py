@@ -13,6 +13,7 @@ from sealbox.api.auth import public_csrf
 from sealbox.envelopes import services
 from sealbox.envelopes.models import EnvelopeVerification
 from sealbox.exchange import api as exchange_api
+from sealbox.exchange import codes
 from sealbox.exchange.api import (
     ERRORS,
     BlobIn,
@@ -24,7 +25,7 @@ from sealbox.exchange.api import (
 )
 from sealbox.exchange.models import BlobKind
 from sealbox.exchange.services import BlobSpec, ExchangeError
-from sealbox.twofactor.services import TwoFactorError, mask_phone
+from sealbox.twofactor.services import mask_phone
 
 router = Router(tags=["envelopes"])
 
@@ -161,20 +162,7 @@ def link_info(request: HttpRequest, token: str):
 def envelopes_send_code(request: HttpRequest, token: str):
     """Send the submitter a verification code (SMS or email, as the link says)."""
     link = services.find_link(token)
-    try:
-        row = services.send_code(link, request)
-    except TwoFactorError as error:
-        status = 429 if error.code in ("cooldown", "sms_limit") else 403
-        raise ExchangeError(
-            error.message,
-            status=status,
-            code=error.code or "refused",
-            retry_after=error.retry_after,
-        ) from None
-    if row.delivery == "failed":
-        raise ExchangeError(
-            "We could not send the code. Try again in a minute.", status=502, code="not_delivered"
-        )
+    codes.send_or_refuse(lambda: services.send_code(link, request))
     return {"sent_to": _link_info(link)["sent_to"], "retry_after": 60}
 
 

@@ -32,7 +32,13 @@ from sealbox.envelopes.models import (
 )
 from sealbox.exchange import services as exchange
 from sealbox.exchange.models import BlobKind, Message, MessageKind
-from sealbox.exchange.services import BlobSpec, ExchangeError, Notification, RecipientSpec
+from sealbox.exchange.services import (
+    BlobSpec,
+    ExchangeError,
+    Notification,
+    RecipientSpec,
+    enforce_limits,
+)
 from sealbox.formats import human_size
 from sealbox.http import client_ip
 from sealbox.ratelimit import services as ratelimit
@@ -399,16 +405,7 @@ def send_code(link: EnvelopeLink, request: HttpRequest | None = None):
 
 
 def _check_start_limits(link: EnvelopeLink, ip: str) -> None:
-    for rule, key in ((START_FAILURES_PER_LINK, link.token), (START_FAILURES_PER_IP, ip)):
-        decision = ratelimit.check(rule, key)
-        if not decision.allowed:
-            raise ExchangeError(
-                _("Too many failed attempts. Try again in %(n)d minutes.")
-                % {"n": decision.retry_after_minutes},
-                status=429,
-                code="throttled",
-                retry_after=decision.retry_after,
-            )
+    enforce_limits([(START_FAILURES_PER_LINK, link.token), (START_FAILURES_PER_IP, ip)])
 
 
 def _proof_error(link: EnvelopeLink, code: str, password: str) -> str:

@@ -14,7 +14,7 @@ from sealbox.api.auth import public_csrf
 from sealbox.exchange import codes, services
 from sealbox.exchange.models import Blob, BlobKind, Delivery, Grant, ReplyMode, Verification
 from sealbox.exchange.services import ExchangeError
-from sealbox.twofactor.services import TwoFactorError, mask_phone
+from sealbox.twofactor.services import mask_phone
 
 router = Router(tags=["messages"])
 
@@ -382,20 +382,7 @@ def send_code(request: HttpRequest, token: str):
     services.ensure_open(grant)
     if grant.verification not in (Verification.SMS_CODE, Verification.EMAIL_CODE):
         raise ExchangeError("This message does not use a code sent by SMS or email.")
-    try:
-        row = codes.send(grant, request)
-    except TwoFactorError as error:
-        status = 429 if error.code in ("cooldown", "sms_limit") else 403
-        raise ExchangeError(
-            error.message,
-            status=status,
-            code=error.code or "refused",
-            retry_after=error.retry_after,
-        ) from None
-    if row.delivery == "failed":
-        raise ExchangeError(
-            "We could not send the code. Try again in a minute.", status=502, code="not_delivered"
-        )
+    codes.send_or_refuse(lambda: codes.send(grant, request))
     info = _open_info(grant)
     return {"sent_to": info["sent_to"], "retry_after": 60}
 

@@ -4,6 +4,8 @@ sending limits per recipient and per IP address."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
@@ -48,3 +50,26 @@ def check(grant: Grant, code: str) -> tuple[bool, str]:
     if result in (codes.CodeResult.WRONG_LAST_TRY, codes.CodeResult.EXHAUSTED):
         return False, _("This code was mistyped too many times. Ask for a new code.")
     return False, codes.code_result_message(result, "message")
+
+
+def send_or_refuse(send: Callable[[], codes.SMSCode]) -> codes.SMSCode:
+    """Run a code-sending call; its refusals and failed deliveries become API errors."""
+    from sealbox.exchange.services import ExchangeError
+
+    try:
+        row = send()
+    except codes.TwoFactorError as error:
+        status = 429 if error.code in ("cooldown", "sms_limit") else 403
+        raise ExchangeError(
+            error.message,
+            status=status,
+            code=error.code or "refused",
+            retry_after=error.retry_after,
+        ) from None
+    if row.delivery == "failed":
+        raise ExchangeError(
+            _("We could not send the code. Try again in a minute."),
+            status=502,
+            code="not_delivered",
+        )
+    return row

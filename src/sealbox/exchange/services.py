@@ -721,8 +721,9 @@ def ensure_open(grant: Grant) -> None:
         )
 
 
-def _check_unlock_limits(grant: Grant, ip: str) -> None:
-    for rule, key in ((UNLOCK_FAILURES_PER_GRANT, grant.token), (UNLOCK_FAILURES_PER_IP, ip)):
+def enforce_limits(checks: list[tuple[Rule, str]]) -> None:
+    """Refuse (429) while any of these failure counters is full."""
+    for rule, key in checks:
         decision = ratelimit.check(rule, key)
         if not decision.allowed:
             raise ExchangeError(
@@ -732,6 +733,10 @@ def _check_unlock_limits(grant: Grant, ip: str) -> None:
                 code="throttled",
                 retry_after=decision.retry_after,
             )
+
+
+def _check_unlock_limits(grant: Grant, ip: str) -> None:
+    enforce_limits([(UNLOCK_FAILURES_PER_GRANT, grant.token), (UNLOCK_FAILURES_PER_IP, ip)])
 
 
 def _verification_failed(
