@@ -27,6 +27,11 @@ def setup_django() -> None:
     except ConfigError as error:
         print(f"sealbox: configuration error: {error}", file=sys.stderr)
         sys.exit(2)
+    from django.conf import settings
+    from django.utils import translation
+
+    # The command speaks the server's language, whatever a request handled before set.
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 def migrate() -> None:

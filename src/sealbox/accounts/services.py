@@ -156,15 +156,7 @@ def create_user(
     is_staff: bool = False,
     actor: User | None = None,
 ) -> User:
-    email = normalize_email(email)
-    try:
-        validate_email(email)
-    except ValidationError:
-        raise AccountError(
-            _("%(email)s is not a valid email address.") % {"email": email}
-        ) from None
-    if User.objects.filter(email=email).exists():
-        raise AccountError(_("A user with the email %(email)s already exists.") % {"email": email})
+    email = check_new_email(organisation, email)
     if seats_used(organisation) >= organisation.seats:
         raise AccountError(
             _("%(org)s has no free seat (%(seats)d in use). Free one or add seats first.")
@@ -657,6 +649,22 @@ class _lazy:
 # --- Email address change -----------------------------------------------------------
 
 EMAIL_CHANGE_LIFETIME = timedelta(hours=24)
+
+
+def check_new_email(organisation: Organisation, email: str) -> str:
+    """The address, normalised, if a new user of this organisation may have it."""
+    email = normalize_email(email)
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise AccountError(
+            _("%(email)s is not a valid email address.") % {"email": email}
+        ) from None
+    if User.objects.filter(email=email).exists():
+        raise AccountError(_("A user with the email %(email)s already exists.") % {"email": email})
+    if not email_allowed(organisation, email):
+        raise AccountError(domain_refused_message(organisation, email))
+    return email
 
 
 def email_allowed(organisation: Organisation, email: str) -> bool:

@@ -13,7 +13,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest
@@ -32,7 +31,6 @@ from sealbox.accounts.models import (
     Organisation,
     Role,
     User,
-    normalize_email,
     validate_time_zone,
 )
 from sealbox.accounts.services import AccountError, _lazy, token_hash
@@ -137,21 +135,6 @@ class NewUser:
     language: str = ""
 
 
-def check_new_email(organisation: Organisation, email: str) -> str:
-    email = normalize_email(email)
-    try:
-        validate_email(email)
-    except ValidationError:
-        raise AccountError(
-            _("%(email)s is not a valid email address.") % {"email": email}
-        ) from None
-    if User.objects.filter(email=email).exists():
-        raise AccountError(_("A user with the email %(email)s already exists.") % {"email": email})
-    if not accounts.email_allowed(organisation, email):
-        raise AccountError(accounts.domain_refused_message(organisation, email))
-    return email
-
-
 def _check_seats(organisation: Organisation, wanted: int = 1) -> None:
     free = organisation.seats - accounts.seats_used(organisation)
     if wanted > free:
@@ -230,7 +213,7 @@ def invite_user(request: HttpRequest | None, actor: User, spec: NewUser) -> User
     """Add a user and email them a link to set their password (72 hours, single use)."""
     require_admin(actor)
     organisation = actor.organisation
-    spec.email = check_new_email(organisation, spec.email)
+    spec.email = accounts.check_new_email(organisation, spec.email)
     if spec.role not in Role.values:
         raise AccountError(_("Choose a role from the list."))
     with transaction.atomic():
@@ -405,7 +388,7 @@ def read_csv(organisation: Organisation, data: bytes) -> CsvReport:
 
 
 def _row_to_user(organisation: Organisation, row: dict, parse_phone) -> NewUser:
-    email = check_new_email(organisation, row.get("email", ""))
+    email = accounts.check_new_email(organisation, row.get("email", ""))
     role_word = (row.get("role") or "member").lower()
     if role_word not in ROLE_WORDS:
         raise AccountError(
