@@ -37,3 +37,5 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
 TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 # Still Argon2id, with a small cost so hundreds of logins stay fast.
 PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher"]
+
+LOGGING["handlers"]["console"]["class"] = "tests.logs.CurrentStderrHandler"  # noqa: F405

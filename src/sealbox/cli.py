@@ -266,6 +266,102 @@ def cmd_audit_verify_export(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+# --- send and open: the client, encrypting on this machine ---------------------------------
+
+
+def server_url(args: argparse.Namespace) -> str:
+    url = args.url or os.environ.get("SEALBOX_URL") or os.environ.get("SEALBOX_BASE_URL")
+    if not url:
+        raise CommandError("no server address: use --url or set SEALBOX_URL")
+    return url.rstrip("/")
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from sealbox.client import messages as client
+    from sealbox.client.http import HttpTransport
+
+    token = os.environ.get("SEALBOX_API_TOKEN", "")
+    if not token:
+        raise CommandError("set SEALBOX_API_TOKEN to a personal API token (Account, Security)")
+    password = read_password(args) if args.verification == "password" else None
+    body = args.message or ""
+    if args.message_file:
+        try:
+            body = Path(args.message_file).read_text(encoding="utf-8")
+        except OSError as error:
+            raise CommandError(f"cannot read {args.message_file}: {error.strerror}") from None
+    attachments = []
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            raise CommandError(f"no such file: {name}")
+        attachments.append(client.Attachment(path.name, path=path))
+    url = server_url(args)
+    transport = HttpTransport(url, token=token)
+    recipients = [
+        client.Recipient(email, args.verification, phone=args.phone or "", password=password)
+        for email in args.to
+    ]
+    try:
+        sent = client.send_message(
+            transport,
+            base_url=url,
+            subject=args.subject,
+            body=body,
+            recipients=recipients,
+            expires_at=datetime.now(UTC) + timedelta(days=args.expires_days),
+            attachments=attachments,
+            delivery="links" if args.links else "email",
+            max_opens=args.max_opens,
+            language=args.language,
+        )
+    except client.ClientError as error:
+        raise CommandError(str(error)) from None
+    except OSError as error:
+        raise CommandError(f"cannot reach {url}: {error}") from None
+    print(f"Sent {sent.reference} to {', '.join(args.to)}.")
+    if args.links:
+        for email, link in sent.links.items():
+            code = sent.opening_codes.get(email)
+            print(f"{email}: {link}" + (f"  (opening code {code})" if code else ""))
+    return 0
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    from sealbox.client import messages as client
+    from sealbox.client.http import HttpTransport
+    from sealbox.crypto import CryptoError, links
+
+    try:
+        parsed = links.parse_link(args.link)
+    except CryptoError as error:
+        raise CommandError(f"not a Sealbox link: {error}") from None
+    transport = HttpTransport(parsed.base_url)
+    try:
+        if args.send_code:
+            sent = client.request_code(transport, args.link)
+            print(f"A code was sent to {sent['sent_to']}. Run again with --code.")
+            return 0
+        password = read_password(args) if args.password_stdin else None
+        opened = client.open_message(
+            transport, args.link, code=args.code or "", password=password, output_dir=args.output
+        )
+    except client.ClientError as error:
+        raise CommandError(str(error)) from None
+    except CryptoError as error:
+        raise CommandError(f"cannot decrypt: {error}") from None
+    except OSError as error:
+        raise CommandError(f"cannot reach {parsed.base_url}: {error}") from None
+    print(opened.body)
+    for name, path in opened.saved.items():
+        print(f"Saved {name} to {path}")
+    print(f"Opens left: {opened.opens_left}", file=sys.stderr)
+    return 0
+
+
 # --- manage -----------------------------------------------------------------------
 
 
@@ -337,6 +433,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="the organisation's seal certificate: also check the export's signature",
     )
     verify_export.set_defaults(handler=cmd_audit_verify_export)
+
+    send = commands.add_parser("send", help="encrypt and send a secure message (API token)")
+    send.add_argument("files", nargs="*", metavar="FILE", help="files to attach")
+    send.add_argument(
+        "--to",
+        action="append",
+        required=True,
+        metavar="EMAIL",
+        help="a recipient (repeat for several)",
+    )
+    send.add_argument("--subject", required=True)
+    send.add_argument("--message", help="the message text")
+    send.add_argument("--message-file", help="read the message text from this file")
+    send.add_argument(
+        "--verification",
+        default="opening_code",
+        choices=["opening_code", "email_code", "sms_code", "password"],
+    )
+    send.add_argument("--phone", help="the recipient's mobile phone (SMS code)")
+    send.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the recipients' password from standard input",
+    )
+    send.add_argument("--expires-days", type=int, default=7)
+    send.add_argument("--max-opens", type=int, default=1)
+    send.add_argument("--language", default="en", choices=["en", "fr"])
+    send.add_argument(
+        "--links",
+        action="store_true",
+        help="print the links instead of emailing them (the server never sees them)",
+    )
+    send.add_argument("--url", help="the server (default: $SEALBOX_URL)")
+    send.set_defaults(handler=cmd_send)
+
+    open_ = commands.add_parser("open", help="open a secure message link and decrypt it here")
+    open_.add_argument("link")
+    open_.add_argument("--code", help="the opening code, or the code sent by SMS or email")
+    open_.add_argument("--send-code", action="store_true", help="ask for a code by SMS or email")
+    open_.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    open_.add_argument("--output", default=".", help="folder for the files (default: here)")
+    open_.set_defaults(handler=cmd_open)
 
     manage = commands.add_parser("manage", help="run a Django management command", add_help=False)
     manage.add_argument("arguments", nargs=argparse.REMAINDER)

@@ -16,7 +16,7 @@ CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 class HttpTransport:
     """Keeps one keep-alive connection, the session cookie and the CSRF token."""
 
-    def __init__(self, base_url: str, *, timeout: float = 300):
+    def __init__(self, base_url: str, *, token: str = "", timeout: float = 300):
         parts = urlsplit(base_url)
         self.base_url = base_url.rstrip("/")
         self.host = parts.hostname
@@ -25,6 +25,8 @@ class HttpTransport:
         self.timeout = timeout
         self.cookies: dict[str, str] = {}
         self.csrf = ""
+        # A personal API token (Authorization: Bearer): no cookie, so no CSRF either.
+        self.token = token
         self._connection: http.client.HTTPConnection | None = None
 
     def _conn(self) -> http.client.HTTPConnection:
@@ -43,6 +45,8 @@ class HttpTransport:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if self.csrf:
             headers["X-CSRFToken"] = self.csrf
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         return headers | (extra or {})
 
     def _send(self, method: str, path: str, body=None, headers: dict | None = None):
@@ -79,6 +83,24 @@ class HttpTransport:
         if match:
             self.csrf = match.group(1)
 
+    def recipient_page(self, grant_token: str) -> None:
+        """Load the recipient's page (no secret in it) for its CSRF token: the recipient's
+        calls are checked like the browser's."""
+        response = self._send("GET", f"/o/{grant_token}")
+        page = response.read().decode(errors="replace")
+        if response.status in (404, 410):
+            from sealbox.client.messages import ClientError
+
+            message = (
+                "This message is no longer available. Ask the sender to send it again."
+                if response.status == 410
+                else "This link is not valid. Check that you copied all of it."
+            )
+            raise ClientError(response.status, {"message": message})
+        match = CSRF_INPUT.search(page)
+        if match:
+            self.csrf = match.group(1)
+
     def request(self, method: str, path: str, *, json_body=None, body=None):
         if json_body is not None or (body is None and method == "POST"):
             payload = json.dumps(json_body or {}).encode()
@@ -98,7 +120,14 @@ class HttpTransport:
     def stream(self, path: str) -> Iterator[bytes]:
         response = self._send("GET", path)
         if response.status != 200:
-            raise ConnectionError(f"HTTP {response.status}: {response.read()[:200]!r}")
+            raw = response.read()
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                data = {"message": f"HTTP {response.status}"}
+            from sealbox.client.messages import ClientError
+
+            raise ClientError(response.status, data)
         while piece := response.read(READ_BYTES):
             yield piece
 

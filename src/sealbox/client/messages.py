@@ -191,13 +191,22 @@ def send_message(
 @dataclass
 class Opened:
     body: str
-    files: dict[str, bytes]  # name → content
+    files: dict[str, bytes]  # name → content (when not saved to a folder)
     opens_left: int
     manifest: dict
+    saved: dict[str, Path] = field(default_factory=dict)  # name → where it was written
+
+
+def prepare(transport: Transport, grant_token: str) -> None:
+    # An HTTP transport loads the recipient's page first, as a browser does (CSRF token).
+    page = getattr(transport, "recipient_page", None)
+    if page is not None:
+        page(grant_token)
 
 
 def request_code(transport: Transport, link: str) -> dict:
     token = links.parse_link(link).grant_token
+    prepare(transport, token)
     return check(*transport.request("POST", f"/api/v1/open/{token}/code"))
 
 
@@ -208,10 +217,13 @@ def open_message(
     code: str = "",
     password: str | None = None,
     download: bool = True,
+    output_dir: Path | str | None = None,
 ) -> Opened:
-    """Unlock a grant with its proof and decrypt the message (and its files)."""
+    """Unlock a grant with its proof and decrypt the message (and its files, in memory or
+    streamed into `output_dir`)."""
     parsed = links.parse_link(link)
     token = parsed.grant_token
+    prepare(transport, token)
     body: dict = {"code": code}
     password_key = None
     if password is not None:
@@ -228,9 +240,42 @@ def open_message(
     downloads = {d["file_ref"] or "manifest": d for d in unlocked["downloads"]}
     manifest_ct = b"".join(transport.stream(downloads["manifest"]["url"]))
     manifest = json.loads(ece.decrypt(manifest_ct, content_key))
-    files = {}
+    files: dict[str, bytes] = {}
+    saved: dict[str, Path] = {}
     if download:
         for entry in manifest["files"]:
-            stream = transport.stream(downloads[entry["id"]]["url"])
-            files[entry["name"]] = b"".join(ece.decrypt_stream(stream, content_key))
-    return Opened(manifest["body"], files, unlocked["opens_left"], manifest)
+            plaintext = ece.decrypt_stream(
+                transport.stream(downloads[entry["id"]]["url"]), content_key
+            )
+            if output_dir is None:
+                files[entry["name"]] = b"".join(plaintext)
+            else:
+                saved[entry["name"]] = save_file(plaintext, Path(output_dir), entry["name"])
+    return Opened(manifest["body"], files, unlocked["opens_left"], manifest, saved)
+
+
+def safe_name(name: str) -> str:
+    """A file name from the (sender-controlled) manifest that cannot leave the folder."""
+    cleaned = Path(name.replace("\\", "/")).name.strip().lstrip(".")
+    return cleaned or "file"
+
+
+def save_file(plaintext: Iterable[bytes], folder: Path, name: str) -> Path:
+    """Stream the decrypted file to disk; it gets its name only once it is complete and
+    authentic (a truncated or tampered download leaves nothing behind)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / safe_name(name)
+    stem, suffix, number = target.stem, target.suffix, 1
+    while target.exists():
+        number += 1
+        target = folder / f"{stem} ({number}){suffix}"
+    partial = target.with_name(target.name + ".part")
+    try:
+        with open(partial, "xb") as handle:
+            for piece in plaintext:
+                handle.write(piece)
+        partial.rename(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return target
