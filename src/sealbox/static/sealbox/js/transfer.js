@@ -46,7 +46,7 @@ export function randomId() {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-export const CHUNK_BYTES = 8 * 1024 * 1024;
+export const CHUNK_BYTES = 16 * 1024 * 1024; // the most the server takes in one request
 
 /**
  * Upload one blob in order, CHUNK_BYTES at a time, from a ReadableStream of bytes (the
