@@ -326,3 +326,71 @@ def test_the_purge_records_expired_envelopes(make_envelope, clock):
     clock.advance(days=2)
     run_purge()
     assert Event.objects.filter(action="envelope.expired").count() == 1
+
+
+def test_opening_code_verification_by_email(make_envelope, sender):
+    """As for messages: the code comes in a second email (organisation setting)."""
+    envelope = make_envelope(
+        recipients=[
+            services.EnvelopeRecipient(
+                "client@example.org", verification=EnvelopeVerification.OPENING_CODE
+            )
+        ]
+    )
+    invitation, code_email = emails_to("client@example.org")
+    opening_code = re.search(r"\b([A-Z2-9]{4}-[A-Z2-9]{4})\b", code_email.body).group(1)
+    assert opening_code not in invitation.body
+    link = envelope.links.get()
+    assert link.opening_code_hash and opening_code not in link.opening_code_hash
+    refused = submit(envelope, code="AAAA-BBBB")
+    assert refused.status == 403
+    assert submit(envelope, code=opening_code.lower().replace("-", " ")).status == 200
+
+
+def test_opening_code_in_the_same_email_when_the_organisation_says_so(make_envelope, sender):
+    sender.organisation.opening_code_in_separate_email = False
+    sender.organisation.save()
+    make_envelope(
+        recipients=[
+            services.EnvelopeRecipient(
+                "client@example.org", verification=EnvelopeVerification.OPENING_CODE
+            )
+        ]
+    )
+    [invitation] = emails_to("client@example.org")
+    assert re.search(r"Opening code: [A-Z2-9]{4}-[A-Z2-9]{4}", invitation.body)
+
+
+def test_opening_code_shown_once_with_create_link(sender):
+    client = logged_in(sender)
+    response = client.post(
+        "/envelopes/new/",
+        {
+            "subject": "Documents",
+            "audience": "recipients",
+            "instructions": "",
+            "files_mode": "optional",
+            "allowed_extensions": "",
+            "max_total_mb": "",
+            "expires": "7",
+            "reply_expiry_hours": "24",
+            "reply_max_opens": "3",
+            "notify_on_use": "on",
+            "language": "en",
+            "per_ip_hourly": "5",
+            "max_submissions": "100",
+            "delivery": "links",
+            "form-TOTAL_FORMS": "1",
+            "form-INITIAL_FORMS": "0",
+            "form-0-email": "client@example.org",
+            "form-0-phone": "",
+            "form-0-verification": "opening_code",
+            "form-0-password": "",
+        },
+        follow=True,
+    )
+    page = response.content.decode()
+    assert re.search(r"Opening code for client@example.org: [A-Z2-9]{4}-[A-Z2-9]{4}", page)
+    assert not emails_to("client@example.org")
+    again = client.get(response.redirect_chain[-1][0]).content.decode()
+    assert "Opening code for" not in again

@@ -19,6 +19,7 @@ class FilesMode(models.TextChoices):
 
 class EnvelopeVerification(models.TextChoices):
     NONE = "none", _("None (the link is enough)")
+    OPENING_CODE = "opening_code", _("Opening code")
     EMAIL_CODE = "email_code", _("Email code")
     SMS_CODE = "sms_code", _("SMS code")
     PASSWORD = "password", _("Password")
@@ -94,6 +95,8 @@ class EnvelopeLink(models.Model):
         max_length=20, choices=EnvelopeVerification.choices, default=EnvelopeVerification.NONE
     )
     password_hash = models.CharField(max_length=200, blank=True)
+    # HMAC of the opening code (verification "opening_code"), like a message grant's.
+    opening_code_hash = models.CharField(max_length=64, blank=True)
     first_opened_at = models.DateTimeField(null=True, blank=True)
     submissions = models.PositiveIntegerField(default=0)
 

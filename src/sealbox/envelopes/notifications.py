@@ -18,8 +18,12 @@ def _send(to: str, template: str, context: dict, language: str, *, sensitive: bo
     )
 
 
-def send_envelope_link(envelope: Envelope, link: EnvelopeLink, url: str) -> None:
-    """A recipient's link to fill the envelope."""
+def send_envelope_link(
+    envelope: Envelope, link: EnvelopeLink, url: str, *, opening_code: str = ""
+) -> None:
+    """A recipient's link to fill the envelope (and its opening code, here or apart, as the
+    organisation chose for messages)."""
+    separate = envelope.organisation.opening_code_in_separate_email
     context = {
         "owner_name": envelope.owner.display_name,
         "organisation": envelope.organisation.name,
@@ -27,8 +31,17 @@ def send_envelope_link(envelope: Envelope, link: EnvelopeLink, url: str) -> None
         "link": url,
         "expires_at": envelope.expires_at,
         "verification": link.verification,
+        "opening_code": opening_code if not separate else "",
     }
     _send(link.email, "invitation", context, envelope.language, sensitive=True)
+    if opening_code and separate:
+        _send(
+            link.email,
+            "opening_code",
+            context | {"opening_code": opening_code},
+            envelope.language,
+            sensitive=True,
+        )
 
 
 def send_code(link: EnvelopeLink, code: str) -> None:

@@ -6,6 +6,7 @@ exchange's sealed-draft machinery (store_chunk, finalise) for the ciphertext its
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -234,6 +235,7 @@ def create_envelope(
         )
         if spec.delivery == "email":
             _deliver(envelope, links, request)
+    envelope.new_opening_codes = opening_codes(links) if spec.delivery != "email" else {}
     return envelope
 
 
@@ -242,26 +244,37 @@ def _create_links(envelope: Envelope, spec: EnvelopeSpec, phones: list[str]) -> 
         return [EnvelopeLink.objects.create(envelope=envelope, token=new_link_token())]
     links = []
     for recipient, phone in zip(spec.recipients, phones, strict=True):
-        links.append(
-            EnvelopeLink.objects.create(
-                envelope=envelope,
-                token=new_link_token(),
-                email=recipient.email.strip().lower(),
-                phone=phone,
-                verification=recipient.verification,
-                password_hash=make_password(recipient.password)
-                if recipient.verification == EnvelopeVerification.PASSWORD
-                else "",
-            )
+        link = EnvelopeLink(
+            envelope=envelope,
+            token=new_link_token(),
+            email=recipient.email.strip().lower(),
+            phone=phone,
+            verification=recipient.verification,
+            password_hash=make_password(recipient.password)
+            if recipient.verification == EnvelopeVerification.PASSWORD
+            else "",
         )
+        if recipient.verification == EnvelopeVerification.OPENING_CODE:
+            # Known in clear only until it is emailed or shown to the owner, once.
+            link.opening_code = exchange.new_opening_code()
+            link.opening_code_hash = exchange.proof_hash(link.token, "opening", link.opening_code)
+        link.save()
+        links.append(link)
     return links
+
+
+def opening_codes(links: list[EnvelopeLink]) -> dict[str, str]:
+    """Each new link's opening code by recipient, to show the owner once (Create link)."""
+    return {link.email: link.opening_code for link in links if getattr(link, "opening_code", "")}
 
 
 def _deliver(envelope: Envelope, links: list[EnvelopeLink], request: HttpRequest | None) -> None:
     from sealbox.envelopes import notifications
 
     for link in links:
-        notifications.send_envelope_link(envelope, link, link_url(link))
+        notifications.send_envelope_link(
+            envelope, link, link_url(link), opening_code=getattr(link, "opening_code", "")
+        )
         audit.record(
             "envelope.delivered",
             actor=envelope.owner,
@@ -415,6 +428,11 @@ def _proof_error(link: EnvelopeLink, code: str, password: str) -> str:
     method = link.verification
     if method == EnvelopeVerification.NONE:
         return ""
+    if method == EnvelopeVerification.OPENING_CODE:
+        given = exchange.proof_hash(link.token, "opening", exchange.normalise_opening_code(code))
+        if code and hmac.compare_digest(link.opening_code_hash, given):
+            return ""
+        return _("This opening code is not correct.")
     if method == EnvelopeVerification.PASSWORD:
         if password and check_password(password, link.password_hash):
             return ""

@@ -105,6 +105,13 @@ def new_view(request):
                     messages.success(request, _("Your envelope is sent."))
                 else:
                     messages.success(request, _("Your envelope link is ready."))
+                    # Shown this once: the server keeps only a keyed hash of each code.
+                    for email, code in envelope.new_opening_codes.items():
+                        messages.info(
+                            request,
+                            _("Opening code for %(email)s: %(code)s (shown only now)")
+                            % {"email": email, "code": code},
+                        )
                 return redirect("envelopes:detail", public_id=envelope.public_id)
     context = {
         "form": form,
