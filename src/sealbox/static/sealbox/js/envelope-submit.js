@@ -1,7 +1,8 @@
 // The submitter's page of a secure envelope: proves who they are if the envelope asks,
 // then encrypts their message and files on this device for the envelope's owner.
-import { apiFetch, ApiError, formatSize } from "./transfer.js";
-import { fileEntry, fileProblems, sealForOwner } from "./envelope-upload.js";
+import { apiFetch, ApiError } from "./transfer.js";
+import { fileProblems, sealForOwner } from "./envelope-upload.js";
+import { pickFiles } from "./filelist.js";
 
 const root = document.getElementById("envelope");
 const strings = document.getElementById("envelope-strings").dataset;
@@ -16,9 +17,17 @@ const rules = {
   extensions: root.dataset.extensions.split(" ").filter(Boolean),
   maxTotal: root.dataset.maxTotalBytes === "" ? null : Number(root.dataset.maxTotalBytes),
 };
-const files = [];
 let submitToken = null;
 let busy = false;
+const files = fileInput
+  ? pickFiles({
+    input: fileInput,
+    list: fileList,
+    template: document.getElementById("envelope-file-row"),
+    removeLabel: strings.remove,
+    busy: () => busy,
+  })
+  : [];
 
 function showErrors(messages) {
   errors.replaceChildren(...messages.map((text) => {
@@ -83,27 +92,7 @@ if (!verifyForm) {
 
 // --- Files ----------------------------------------------------------------------------
 
-function addFiles(list) {
-  for (const file of list) {
-    const row = document.getElementById("envelope-file-row").content.firstElementChild.cloneNode(true);
-    const entry = fileEntry(file, row);
-    row.querySelector(".file-name").textContent = file.name;
-    row.querySelector(".file-size").textContent = formatSize(file.size);
-    entry.progress.setAttribute("aria-label", file.name);
-    const remove = row.querySelector(".remove-file");
-    remove.textContent = `${strings.remove} ${file.name}`;
-    remove.addEventListener("click", () => {
-      if (busy) return;
-      files.splice(files.indexOf(entry), 1);
-      row.remove();
-      fileInput.focus();
-    });
-    files.push(entry);
-    fileList.append(row);
-  }
-}
 
-fileInput?.addEventListener("change", () => { addFiles(fileInput.files); fileInput.value = ""; });
 
 // --- Sending --------------------------------------------------------------------------
 

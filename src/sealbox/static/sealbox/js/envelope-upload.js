@@ -6,7 +6,7 @@ import { encrypt, encryptStream, encryptedSize } from "./ece.js";
 import { createGrant, newContentKey } from "./grants.js";
 import { buildLink, newGrantToken } from "./links.js";
 import { toBase64url } from "./b64.js";
-import { apiFetch, bytesStream, randomId, uploadStream } from "./transfer.js";
+import { apiFetch, bytesStream, uploadStream } from "./transfer.js";
 
 /** The extension of a file name, lowercased, without the dot ("" when there is none). */
 export function extensionOf(name) {
@@ -31,10 +31,6 @@ export function fileProblems(files, rules) {
   const total = files.reduce((sum, entry) => sum + entry.file.size, 0);
   if (rules.maxTotal !== null && total > rules.maxTotal) problems.push(["tooLarge"]);
   return problems;
-}
-
-export function fileEntry(file, row) {
-  return { file, ref: randomId(), row, progress: row?.querySelector("progress") };
 }
 
 function blobUpload(id, blob, uploadToken, csrf, progress, total) {

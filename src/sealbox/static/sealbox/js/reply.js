@@ -1,17 +1,22 @@
 // The Reply form of the recipient's page: the reply (a message and, if the sender allows
 // it, files) is encrypted on this device for the original sender, who opens it logged in.
-import { apiFetch, ApiError, formatSize } from "./transfer.js";
-import { fileEntry, sealForOwner } from "./envelope-upload.js";
+import { apiFetch, ApiError } from "./transfer.js";
+import { sealForOwner } from "./envelope-upload.js";
+import { pickFiles } from "./filelist.js";
 
 export function showReplyForm(reply, root, csrf) {
   const form = document.getElementById("reply-form");
   const strings = document.getElementById("reply-strings").dataset;
   const errors = document.getElementById("open-errors");
   const status = document.getElementById("reply-status");
-  const fileInput = document.getElementById("reply-files");
-  const fileList = document.getElementById("reply-file-list");
-  const files = [];
   let busy = false;
+  const files = pickFiles({
+    input: document.getElementById("reply-files"),
+    list: document.getElementById("reply-file-list"),
+    template: document.getElementById("reply-file-row"),
+    removeLabel: strings.remove,
+    busy: () => busy,
+  });
   document.getElementById("reply-files-field").hidden = !reply.files;
   form.hidden = false;
 
@@ -20,27 +25,6 @@ export function showReplyForm(reply, root, csrf) {
     errors.hidden = !text;
     if (text) errors.focus();
   };
-
-  fileInput.addEventListener("change", () => {
-    for (const file of fileInput.files) {
-      const row = document.getElementById("reply-file-row").content.firstElementChild.cloneNode(true);
-      const entry = fileEntry(file, row);
-      row.querySelector(".file-name").textContent = file.name;
-      row.querySelector(".file-size").textContent = formatSize(file.size);
-      entry.progress.setAttribute("aria-label", file.name);
-      const remove = row.querySelector(".remove-file");
-      remove.textContent = `${strings.remove} ${file.name}`;
-      remove.addEventListener("click", () => {
-        if (busy) return;
-        files.splice(files.indexOf(entry), 1);
-        row.remove();
-        fileInput.focus();
-      });
-      files.push(entry);
-      fileList.append(row);
-    }
-    fileInput.value = "";
-  });
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -5,18 +5,24 @@ import { encrypt, encryptStream, encryptedSize } from "./ece.js";
 import { createGrant, newContentKey } from "./grants.js";
 import { buildLink, newGrantToken } from "./links.js";
 import { toBase64url } from "./b64.js";
-import { apiFetch, ApiError, bytesStream, formatSize, randomId, uploadStream } from "./transfer.js";
+import { pickFiles } from "./filelist.js";
+import { apiFetch, ApiError, bytesStream, uploadStream } from "./transfer.js";
 
 const form = document.getElementById("send-form");
 const strings = document.getElementById("send-strings").dataset;
 const errors = document.getElementById("send-errors");
 const recipients = document.getElementById("recipients");
 const fileInput = document.getElementById("files");
-const fileList = document.getElementById("file-list");
-const dropZone = document.getElementById("drop-zone");
-const files = []; // {file, ref, row, progress}
 let delivery = "email";
 let busy = false;
+const files = pickFiles({
+  input: fileInput,
+  list: document.getElementById("file-list"),
+  template: document.getElementById("file-row-template"),
+  removeLabel: strings.remove,
+  busy: () => busy,
+  dropZone: document.getElementById("drop-zone"),
+});
 
 // --- Recipients -----------------------------------------------------------------------
 
@@ -53,37 +59,6 @@ const syncExpiry = () => { expiryDateField.hidden = form.elements.expires.value 
 form.elements.expires.addEventListener("change", syncExpiry);
 syncExpiry();
 document.getElementById("add-recipient").addEventListener("click", addRecipient);
-
-// --- Files ----------------------------------------------------------------------------
-
-function addFiles(list) {
-  for (const file of list) {
-    const row = document.getElementById("file-row-template").content.firstElementChild.cloneNode(true);
-    const entry = { file, ref: randomId(), row, progress: row.querySelector("progress") };
-    row.querySelector(".file-name").textContent = file.name;
-    row.querySelector(".file-size").textContent = formatSize(file.size);
-    entry.progress.setAttribute("aria-label", file.name);
-    const remove = row.querySelector(".remove-file");
-    remove.textContent = `${strings.remove} ${file.name}`;
-    remove.addEventListener("click", () => {
-      if (busy) return;
-      files.splice(files.indexOf(entry), 1);
-      row.remove();
-      fileInput.focus();
-    });
-    files.push(entry);
-    fileList.append(row);
-  }
-}
-
-fileInput.addEventListener("change", () => { addFiles(fileInput.files); fileInput.value = ""; });
-dropZone.addEventListener("dragover", (event) => { event.preventDefault(); dropZone.classList.add("dragging"); });
-dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dragging"));
-dropZone.addEventListener("drop", (event) => {
-  event.preventDefault();
-  dropZone.classList.remove("dragging");
-  addFiles(event.dataTransfer.files);
-});
 
 // --- Validation (the server checks everything again) -----------------------------------
 
