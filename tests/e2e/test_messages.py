@@ -242,3 +242,22 @@ def test_large_files_stream_to_disk_through_the_service_worker(
         "navigator.serviceWorker.getRegistrations().then(r => r.map(x => x.scope))"
     )
     assert any(scope.endswith("/static/sealbox/js/download/") for scope in workers)
+
+
+def test_recipient_page_in_the_chosen_language_and_switch_keeps_the_link(member_page, new_context):
+    page = member_page
+    compose(page, email="client@example.org", verification="Opening code", subject="Bail")
+    page.get_by_label("Recipient language").select_option("fr")
+    page.get_by_role("button", name="Create links").click()
+    expect(page.get_by_role("heading", name="Your links are ready")).to_be_visible()
+    link = page.get_by_label("client@example.org").input_value()
+    code = page.locator(".opening-code").inner_text()
+    recipient = new_context().new_page()
+    recipient.goto(link)
+    expect(recipient.get_by_role("heading", name="Message sécurisé")).to_be_visible()
+    recipient.get_by_role("button", name="English").click()
+    expect(recipient.get_by_role("heading", name="Secure message")).to_be_visible()
+    assert recipient.url.endswith(link.split("#", 1)[1])  # the fragment is still there
+    recipient.get_by_label("Opening code").fill(code)
+    recipient.get_by_role("button", name="Open").click()
+    expect(recipient.get_by_text("Here are the documents.")).to_be_visible(timeout=30000)

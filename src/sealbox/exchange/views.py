@@ -3,6 +3,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -84,6 +85,12 @@ def open_view(request, token):
         "in_memory_limit": settings.SEALBOX_IN_MEMORY_DOWNLOAD_LIMIT,
         "base_url": settings.SEALBOX_BASE_URL,
     }
-    if state != services.GrantState.OPEN:
-        return render(request, "exchange/open_gone.html", context, status=410)
-    return render(request, "exchange/open.html", context)
+    # The page speaks the language the sender chose for this recipient; the switch at the
+    # top changes it with ?lang=, which keeps the link's #fragment (a form post would not).
+    language = request.GET.get("lang", "")
+    if language not in dict(settings.LANGUAGES):
+        language = grant.message.language
+    with translation.override(language):
+        if state != services.GrantState.OPEN:
+            return render(request, "exchange/open_gone.html", context, status=410)
+        return render(request, "exchange/open.html", context)

@@ -31,6 +31,15 @@ try {
   form.hidden = true;
 }
 
+// Switching the language reloads this page with ?lang=…: the #fragment (the link secret)
+// stays in the address bar and is never sent, unlike a form post to the server.
+document.querySelector(".language-switch")?.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const url = new URL(window.location.href);
+  url.searchParams.set("lang", event.submitter.value);
+  window.location.replace(url);
+});
+
 function showError(text) {
   errors.textContent = text;
   errors.hidden = !text;

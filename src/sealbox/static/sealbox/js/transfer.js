@@ -34,7 +34,7 @@ export async function apiFetch(url, { method = "GET", json, body, headers = {}, 
 }
 
 export function formatSize(bytes) {
-  const units = ["bytes", "KB", "MB", "GB", "TB"];
+  const units = ["bytes", "kB", "MB", "GB", "TB"];
   let value = bytes;
   let unit = 0;
   while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit++; }
