@@ -502,7 +502,7 @@ def ensure_can_remove(user: User, factor: str) -> None:
         )
 
 
-def _after_removal(user: User) -> None:
+def drop_orphan_recovery_codes(user: User) -> None:
     # Without any second factor, 2FA is off: leftover recovery codes would only mislead.
     if not has_second_factor(user):
         RecoveryCodeDevice.objects.filter(user=user).delete()
@@ -670,7 +670,7 @@ def disable_sms(request: HttpRequest, user: User) -> None:
             request=request,
             details={"method": Factor.SMS},
         )
-        _after_removal(user)
+        drop_orphan_recovery_codes(user)
         _email(user, "factor_removed", {"method": Factor.SMS.label})
 
 
@@ -772,7 +772,7 @@ def remove_totp(request: HttpRequest, user: User) -> None:
             request=request,
             details={"method": Factor.TOTP},
         )
-        _after_removal(user)
+        drop_orphan_recovery_codes(user)
         _email(user, "factor_removed", {"method": Factor.TOTP.label})
 
 
@@ -857,7 +857,7 @@ def remove_passkey(request: HttpRequest, user: User, pk: int) -> None:
             request=request,
             details={"method": Factor.PASSKEY, "name": name},
         )
-        _after_removal(user)
+        drop_orphan_recovery_codes(user)
         _email(user, "factor_removed", {"method": f"{Factor.PASSKEY.label} ({name})"})
 
 

@@ -582,7 +582,7 @@ def update_user(
             )
         if turn_off:
             SMSDevice.objects.filter(user=target).delete()
-            twofactor._after_removal(target)
+            twofactor.drop_orphan_recovery_codes(target)
             audit.record(
                 "twofactor.disabled",
                 organisation=actor.organisation,
