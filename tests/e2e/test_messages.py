@@ -34,6 +34,7 @@ def compose(
     max_opens="1",
 ):
     page.get_by_role("link", name="Send a secure email").click()
+    page.wait_for_load_state()  # the page's script is running before files are picked
     recipient = page.get_by_role("group", name="Recipient 1")
     recipient.get_by_label("Email").fill(email)
     if phone:

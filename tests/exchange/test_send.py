@@ -307,3 +307,14 @@ def test_keep_copy_needs_exactly_one_copy(send, sender):
             ]
         )
     assert not Message.objects.exists()
+
+
+def test_senders_account_is_not_a_recipient_choice(sender):
+    from django.test import Client
+
+    from tests.conftest import PASSWORD
+
+    browser = Client()
+    browser.post("/login/", {"email": sender.email, "password": PASSWORD})
+    page = browser.get("/send/").content.decode()
+    assert 'value="opening_code"' in page and 'value="account"' not in page

@@ -23,7 +23,10 @@ class RecipientForm(forms.Form):
         widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
     )
     verification = forms.ChoiceField(
-        label=_("Verification"), choices=Verification.choices, initial=Verification.OPENING_CODE
+        label=_("Verification"),
+        # "Sender's account" is the sender's own copy, never a recipient's choice.
+        choices=[c for c in Verification.choices if c[0] != Verification.ACCOUNT],
+        initial=Verification.OPENING_CODE,
     )
     password = forms.CharField(
         label=_("Password for this recipient"),

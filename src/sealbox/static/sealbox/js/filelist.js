@@ -29,6 +29,11 @@ export function pickFiles({ input, list, template, removeLabel, busy = () => fal
     }
   };
   input.addEventListener("change", () => { add(input.files); input.value = ""; });
+  // Files chosen before this script ran (a fast hand, or the browser restoring the form).
+  if (input.files?.length) {
+    add(input.files);
+    input.value = "";
+  }
   if (dropZone) {
     dropZone.addEventListener("dragover", (event) => { event.preventDefault(); dropZone.classList.add("dragging"); });
     dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dragging"));
