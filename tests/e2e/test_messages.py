@@ -256,6 +256,9 @@ def test_recipient_page_in_the_chosen_language_and_switch_keeps_the_link(member_
     recipient = new_context().new_page()
     recipient.goto(link)
     expect(recipient.get_by_role("heading", name="Message sécurisé")).to_be_visible()
+    recipient.get_by_label("Code d’ouverture").fill("AAAA-BBBB")
+    recipient.get_by_role("button", name="Ouvrir").click()
+    expect(recipient.get_by_role("alert")).to_contain_text("Ce code d’ouverture n’est pas correct.")
     recipient.get_by_role("button", name="English").click()
     expect(recipient.get_by_role("heading", name="Secure message")).to_be_visible()
     assert recipient.url.endswith(link.split("#", 1)[1])  # the fragment is still there

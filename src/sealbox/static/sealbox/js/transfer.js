@@ -18,6 +18,9 @@ export class ApiError extends Error {
  */
 export async function apiFetch(url, { method = "GET", json, body, headers = {}, csrf } = {}) {
   const init = { method, headers: { Accept: "application/json", ...headers }, credentials: "same-origin" };
+  // The server's messages in the page's language (a recipient has no account to say it).
+  const language = globalThis.document?.documentElement?.lang;
+  if (language) init.headers["Accept-Language"] = language;
   if (csrf) init.headers["X-CSRFToken"] = csrf;
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
