@@ -96,8 +96,10 @@ def add_user(request, payload: UserIn):
                 mobile_phone=phone,
             ),
         )
-    except (AccountError, ValidationError) as error:
-        raise HttpError(409 if isinstance(error, AccountError) else 422, _message(error)) from None
+    except AccountError as error:
+        raise HttpError(409, _message(error)) from None
+    except ValidationError as error:
+        raise _invalid("mobile_phone", error) from None
     return Status(201, _out(user))
 
 
