@@ -219,6 +219,11 @@ def cmd_createuser(args: argparse.Namespace) -> int:
     role = "administrator" if args.admin else "standard user"
     note = " (new organisation)" if created else ""
     print(f"Created {user.email}, {role} of {organisation.name}{note}.")
+    if args.operator:
+        print(
+            "Operators must use two-factor authentication: at the first login, after the "
+            "password, they set up a second factor before they can reach anything else."
+        )
     return 0
 
 
@@ -411,7 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     createuser.add_argument(
         "--operator",
         action="store_true",
-        help="also give access to the operator admin (/operator/)",
+        help="also give access to the operator admin (/operator/); a second factor is "
+        "required, set up at the first login",
     )
     createuser.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"

@@ -31,7 +31,14 @@ class SessionTimeoutMiddleware:
     def _enforce(self, request) -> None:
         session = request.session
         now = clock.now().timestamp()
-        login_at = session.get(accounts.SESSION_LOGIN_AT, now)
+        login_at = session.get(accounts.SESSION_LOGIN_AT)
+        if not isinstance(login_at, int | float):
+            # Only the portal's login (password, limits, audit, second factor) starts
+            # the clocks. A session without them was opened some other way: it must
+            # not be given a login time, nor the freshness that comes with one.
+            accounts.log_out(request, reason="session not opened by the login page")
+            messages.info(request, _("Your session has ended. Please log in again."))
+            return
         seen_at = session.get(accounts.SESSION_SEEN_AT, now)
         idle = now - seen_at > settings.SEALBOX_SESSION_IDLE_SECONDS
         too_old = now - login_at > settings.SEALBOX_SESSION_MAX_SECONDS
@@ -39,7 +46,6 @@ class SessionTimeoutMiddleware:
             accounts.log_out(request, reason="idle timeout" if idle else "session lifetime")
             messages.info(request, _("Your session has ended. Please log in again."))
             return
-        session.setdefault(accounts.SESSION_LOGIN_AT, login_at)
         if now - seen_at >= SEEN_AT_GRANULARITY or accounts.SESSION_SEEN_AT not in session:
             session[accounts.SESSION_SEEN_AT] = now
             accounts.touch_session(request)  # the Active sessions list (last seen, address)

@@ -24,7 +24,7 @@ CSRF_TRUSTED_ORIGINS = [f"{_base.scheme}://{_base.netloc}"]
 USE_HTTPS = _base.scheme == "https"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "sealbox.admin_apps.OperatorAdminConfig",  # the operator area: see admin_site.py
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -202,6 +202,9 @@ OTP_WEBAUTHN_ALLOWED_ORIGINS = [f"{_base.scheme}://{_base.netloc}"]
 # A plain-http base URL is for local use; browsers only offer WebAuthn there on localhost.
 SILENCED_SYSTEM_CHECKS = ["otp_webauthn.E031"]
 OTP_TOTP_ISSUER = "Sealbox"
+# The operator area never shows a user's authenticator secret (key, QR code): with it an
+# operator could produce that user's codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # Sealbox counts failures itself (5 per code, lock after 100 in a row), on sealbox.clock.
 OTP_TOTP_THROTTLE_FACTOR = 0
 

@@ -4,8 +4,6 @@ from django.urls import include, path
 from sealbox import views
 from sealbox.api.main import api
 
-admin.site.site_header = "Sealbox operator"
-
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),

@@ -7,7 +7,7 @@ from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from sealbox.accounts.models import Language, User
+from sealbox.accounts.models import Language, User, sms_countries, validate_sms_country
 from sealbox.notify import services as notify
 
 
@@ -34,12 +34,12 @@ def time_zone_choices() -> list[tuple[str, str]]:
 
 
 def country_choices() -> list[tuple[str, str]]:
+    """Exactly the countries validate_sms_country accepts."""
     import phonenumbers
 
     return sorted(
         (region, f"{region} (+{phonenumbers.country_code_for_region(region)})")
-        for region in phonenumbers.SUPPORTED_REGIONS
-        if region != "001"
+        for region in sms_countries()
     )
 
 
@@ -49,6 +49,7 @@ class ProfileForm(forms.ModelForm):
         label=_("Default SMS country"),
         choices=country_choices,
         required=False,
+        validators=[validate_sms_country],
         help_text=_("Used to read phone numbers typed without a country code."),
     )
 

@@ -80,13 +80,17 @@ class Organisation(models.Model):
         ]
 
     def clean(self) -> None:
+        errors = {}
         if self.plan_id and self.default_expiry_days > self.plan.max_retention_days:
-            raise ValidationError(
-                {
-                    "default_expiry_days": _("The plan keeps messages at most %(days)s days.")
-                    % {"days": self.plan.max_retention_days}
-                }
-            )
+            errors["default_expiry_days"] = _("The plan keeps messages at most %(days)s days.") % {
+                "days": self.plan.max_retention_days
+            }
+        try:
+            validate_sms_country(self.default_sms_country)
+        except ValidationError as error:
+            errors["default_sms_country"] = error
+        if errors:
+            raise ValidationError(errors)
 
 
 class Role(models.TextChoices):
@@ -108,6 +112,25 @@ class DateFormat(models.TextChoices):
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(_("Choose a time zone from the list."))
+
+
+def sms_countries() -> frozenset[str]:
+    """The countries phone numbers can be read with (phonenumbers' regions; "001", the
+    non-geographic entities, is not a country)."""
+    import phonenumbers
+
+    return frozenset(phonenumbers.SUPPORTED_REGIONS) - {"001"}
+
+
+def validate_sms_country(value: str) -> None:
+    """The one rule for a default SMS country, used by the forms, the CSV import, the API
+    and the models' clean(): a stored "ZZ" would break every number read with it."""
+    if value not in sms_countries():
+        raise ValidationError(
+            _("“%(country)s” is not a known country: use a two-letter code such as CA or FR."),
+            code="sms_country",
+            params={"country": value},
+        )
 
 
 class UserManager(BaseUserManager):
@@ -170,6 +193,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     def save(self, *args, **kwargs) -> None:
         self.email = normalize_email(self.email)
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        super().clean()
+        try:
+            validate_sms_country(self.sms_country)
+        except ValidationError as error:
+            raise ValidationError({"sms_country": error}) from None
 
     def get_full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()

@@ -29,10 +29,25 @@ LOGIN_DELAY_AFTER = 3
 
 SESSION_LOGIN_AT = "sealbox_login_at"
 SESSION_SEEN_AT = "sealbox_seen_at"
+# When this session last proved the password or a second factor: the only clock
+# re-authentication trusts. Set where a proof was checked, never defaulted.
+SESSION_AUTHENTICATED_AT = "sealbox_reauth_at"
+# Addresses Sealbox gives deleted accounts: never a real mailbox.
+DELETED_EMAIL_DOMAIN = "deleted.invalid"
 
 
 class AccountError(Exception):
-    """A request the rules refuse; the message is shown to the person as is."""
+    """A request the rules refuse; the message is shown to the person as is. `field`
+    names the input at fault, when there is one."""
+
+    def __init__(self, message: str = "", *, field: str = ""):
+        super().__init__(message)
+        self.field = field
+
+
+class AddressUnavailable(AccountError):
+    """An address that cannot be given to a new user, for a reason the administrator
+    must not learn (an account of another organisation, a reserved address)."""
 
 
 # --- Organisations and licences ---------------------------------------------------
@@ -318,13 +333,19 @@ def check_password(request: HttpRequest, email: str, password: str) -> LoginResu
 
 
 def complete_login(request: HttpRequest, user: User) -> None:
-    """Open the session: a new session id, timeout clocks, the user's language."""
+    """Open the session: a new session id, timeout clocks, the user's language.
+
+    Only for a user whose password (and second factor, when they have one) was just
+    checked: the session counts as freshly authenticated from now on. A session opened
+    any other way has no login time, and the timeout middleware ends it.
+    """
     with transaction.atomic():
         ratelimit.clear(LOGIN_FAILURES_PER_ACCOUNT, user.email)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         now = clock.now().timestamp()
         request.session[SESSION_LOGIN_AT] = now
         request.session[SESSION_SEEN_AT] = now
+        request.session[SESSION_AUTHENTICATED_AT] = now
         audit.record("login.succeeded", actor=user, target=user, request=request)
         record_session(request, user)
 
@@ -652,7 +673,12 @@ EMAIL_CHANGE_LIFETIME = timedelta(hours=24)
 
 
 def check_new_email(organisation: Organisation, email: str) -> str:
-    """The address, normalised, if a new user of this organisation may have it."""
+    """The address, normalised, if a new user of this organisation may have it.
+
+    An address of this organisation's own users is named as such; an address taken in
+    another organisation (or reserved) raises AddressUnavailable with the same answer
+    whatever the reason, so administrators cannot probe who has an account elsewhere.
+    """
     email = normalize_email(email)
     try:
         validate_email(email)
@@ -660,10 +686,18 @@ def check_new_email(organisation: Organisation, email: str) -> str:
         raise AccountError(
             _("%(email)s is not a valid email address.") % {"email": email}
         ) from None
-    if User.objects.filter(email=email).exists():
+    unavailable = AddressUnavailable(_("%(email)s cannot be invited.") % {"email": email})
+    if email.rsplit("@", 1)[-1] == DELETED_EMAIL_DOMAIN:
+        raise unavailable
+    existing = User.objects.filter(email=email).values_list("organisation_id", flat=True).first()
+    if existing == organisation.pk:
         raise AccountError(_("A user with the email %(email)s already exists.") % {"email": email})
+    # The domain rule before the accounts of others: an address it refuses is refused
+    # alike, taken or not.
     if not email_allowed(organisation, email):
         raise AccountError(domain_refused_message(organisation, email))
+    if existing is not None:
+        raise unavailable
     return email
 
 

@@ -49,7 +49,9 @@ def _throttled_message(retry_after: int) -> str:
 @sensitive_post_parameters("password")
 @csrf_protect
 @never_cache
-def login_view(request):
+def login_view(request, default_next: str = ""):
+    """The one login of Sealbox: the portal's and the operator area's (default_next is
+    where to go when the request names no page)."""
     if request.user.is_authenticated:
         return redirect(settings.LOGIN_REDIRECT_URL)
     form = forms.LoginForm(request.POST or None)
@@ -64,10 +66,14 @@ def login_view(request):
             form.add_error(None, _("The email or password is not correct."))
         elif twofactor.needs_second_step(result.user):
             # Password accepted, second factor pending: no session is opened yet.
-            return twofactor_views.start_second_step(request, result.user, _safe_next(request, ""))
+            return twofactor_views.start_second_step(
+                request, result.user, _safe_next(request, default_next)
+            )
         else:
             services.complete_login(request, result.user)
-            response = redirect(_safe_next(request, reverse_lazy("accounts:account")))
+            response = redirect(
+                _safe_next(request, default_next or reverse_lazy("accounts:account"))
+            )
             response.set_cookie(
                 settings.LANGUAGE_COOKIE_NAME,
                 result.user.language,
@@ -76,7 +82,9 @@ def login_view(request):
                 httponly=True,
             )
             return response
-    return render(request, "accounts/login.html", {"form": form, "next": _safe_next(request, "")})
+    return render(
+        request, "accounts/login.html", {"form": form, "next": _safe_next(request, default_next)}
+    )
 
 
 @require_POST

@@ -1,4 +1,5 @@
-"""API authentication: the portal's session (with CSRF), for the pages."""
+"""API authentication: the portal's session (with CSRF), for the pages, or a personal
+API token. Either way, a user who must have a second factor and has none is refused."""
 
 from __future__ import annotations
 
@@ -9,6 +10,17 @@ from ninja.security import APIKeyCookie, HttpBearer
 from sealbox import csrf
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+class SecondFactorRequired(Exception):
+    """The caller is known, but must set up a second factor first (answered 403)."""
+
+
+def _refuse_held(user) -> None:
+    from sealbox.twofactor import services as twofactor
+
+    if twofactor.held_for_second_factor(user):
+        raise SecondFactorRequired(twofactor.api_held_message())
 
 
 class SessionAuth(APIKeyCookie):
@@ -25,6 +37,8 @@ class SessionAuth(APIKeyCookie):
             return None
         if request.method not in SAFE_METHODS and csrf.rejected(request):
             raise HttpError(403, "CSRF check failed: reload the page and try again.")
+        # The policy middleware already stops such sessions; the API does not rely on it.
+        _refuse_held(user)
         return user
 
 
@@ -44,6 +58,9 @@ class TokenAuth(HttpBearer):
         user = user_for_token(token)
         if user is None:
             return None
+        # A token carries no session, so no middleware sees it: the policy is checked
+        # here, on every call, and the token works again once a factor is set up.
+        _refuse_held(user)
         request.user = user
         return user
 

@@ -6,7 +6,7 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from sealbox.api.auth import session_auth, token_auth
+from sealbox.api.auth import SecondFactorRequired, session_auth, token_auth
 from sealbox.exchange.services import ExchangeError
 
 api = NinjaAPI(
@@ -51,6 +51,13 @@ def validation_error(request, error: ValidationError):
 def authentication_error(request, error):
     return api.create_response(
         request, error_body("unauthenticated", "Log in to use this part of the API."), status=401
+    )
+
+
+@api.exception_handler(SecondFactorRequired)
+def second_factor_required(request, error: SecondFactorRequired):
+    return api.create_response(
+        request, error_body("second_factor_required", str(error)), status=403
     )
 
 

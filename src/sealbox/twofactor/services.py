@@ -76,7 +76,7 @@ RECOVERY_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 RECOVERY_CODE_LENGTH = 16
 
 SESSION_PENDING = "sealbox_2fa_pending"
-SESSION_REAUTH_AT = "sealbox_reauth_at"
+SESSION_REAUTH_AT = accounts.SESSION_AUTHENTICATED_AT
 SESSION_PASSKEY_STATE = "sealbox_passkey_state"
 SESSION_PASSKEY_REGISTER_STATE = "sealbox_passkey_register_state"
 
@@ -427,6 +427,36 @@ def has_second_factor(user: User) -> bool:
     return bool(primary_factors(user))
 
 
+def second_factor_required(user: User) -> bool:
+    """Operators (who see every organisation) always need one; other users when their
+    organisation's "Require 2FA for all users" is on."""
+    return bool(user.is_staff or user.is_superuser or user.organisation.require_2fa)
+
+
+def held_for_second_factor(user: User) -> bool:
+    """True for a user who must set up a second factor before using anything else: not
+    the portal, not the operator area, not the API (session or token)."""
+    return second_factor_required(user) and not has_second_factor(user)
+
+
+def held_message(user: User) -> str:
+    if user.is_staff or user.is_superuser:
+        return _(
+            "Operators of this server must use two-factor authentication. Set up a second "
+            "factor to continue."
+        )
+    return _(
+        "Your organisation requires two-factor authentication. Set up a second factor to continue."
+    )
+
+
+def api_held_message() -> str:
+    return _(
+        "Two-factor authentication is required for your account: set up a second factor "
+        "in your security settings (Account › Security settings), then try again."
+    )
+
+
 def login_methods(user: User) -> list[str]:
     methods = primary_factors(user)
     if methods and recovery_codes_left(user):
@@ -492,7 +522,9 @@ def locked_message() -> str:
 
 def ensure_can_remove(user: User, factor: str) -> None:
     remaining = [f for f in primary_factors(user) if f != factor]
-    if user.organisation.require_2fa and not remaining:
+    if remaining or not second_factor_required(user):
+        return
+    if user.organisation.require_2fa:
         raise TwoFactorError(
             _(
                 "Your organisation requires two-factor authentication: add another method "
@@ -500,6 +532,25 @@ def ensure_can_remove(user: User, factor: str) -> None:
             ),
             code="required",
         )
+    raise TwoFactorError(
+        _("Operators must keep a second factor: add another method before removing this one."),
+        code="required",
+    )
+
+
+def _verify_session_with_first_factor(
+    request: HttpRequest | None, user: User, device, *, had_factor: bool
+) -> None:
+    """Setting up a first factor proves it in this very session: the session becomes
+    verified, as if logged in with it. A user who already had a factor keeps the
+    session's state: a password alone must never turn into a verified session while a
+    factor exists that it did not prove."""
+    if had_factor or request is None or not hasattr(request, "session"):
+        return
+    current = getattr(request, "user", None)
+    if current is None or current.pk != user.pk:
+        return
+    otp_login(request, device)
 
 
 def drop_orphan_recovery_codes(user: User) -> None:
@@ -599,6 +650,7 @@ def confirm_phone(request: HttpRequest, user: User, code: str) -> SMSDevice:
             details={"method": Factor.SMS, "purpose": "phone", "reason": result.value},
         )
         raise TwoFactorError(code_result_message(result, "phone"), code=result.value)
+    had_factor = has_second_factor(user)
     with transaction.atomic():
         previous = sms_device(user)
         SMSDevice.objects.filter(user=user, confirmed=True).delete()
@@ -622,6 +674,7 @@ def confirm_phone(request: HttpRequest, user: User, code: str) -> SMSDevice:
             _phone_changed(request, user, old_number, device.number, email=False)
         elif previous is not None:
             _phone_changed(request, user, previous.number, device.number, email=True)
+    _verify_session_with_first_factor(request, user, device, had_factor=had_factor)
     return device
 
 
@@ -718,6 +771,7 @@ def totp_qr_data_uri(device: TOTPDevice) -> str:
 
 
 def confirm_totp(request: HttpRequest, user: User, code: str) -> TOTPDevice:
+    had_factor = has_second_factor(user)
     with transaction.atomic():
         device = (
             TOTPDevice.objects.select_for_update()
@@ -756,6 +810,7 @@ def confirm_totp(request: HttpRequest, user: User, code: str) -> TOTPDevice:
             _("This code is not correct. Check the time on your phone and try again."),
             code="wrong",
         )
+    _verify_session_with_first_factor(request, user, device, had_factor=had_factor)
     return device
 
 
@@ -798,6 +853,7 @@ def passkey_register_complete(
     request.session.modified = True
     if not state:
         raise TwoFactorError(_("Start adding the passkey again."), code="no_state")
+    had_factor = has_second_factor(user)
     try:
         with transaction.atomic(), rewrite_exceptions(logger=None):
             device = _webauthn_helper(request).register_complete(user=user, state=state, data=data)
@@ -818,6 +874,7 @@ def passkey_register_complete(
             _("The passkey could not be added: %(reason)s") % {"reason": _plain_error(error)},
             code="webauthn",
         ) from None
+    _verify_session_with_first_factor(request, user, device, had_factor=had_factor)
     return device
 
 
@@ -1142,13 +1199,14 @@ def passkey_login_complete(request: HttpRequest, pending: PendingLogin, data: di
 
 
 def last_authenticated_at(request: HttpRequest) -> float | None:
-    """When this session last proved the password or a second factor (Unix time)."""
-    times = [
-        request.session.get(SESSION_REAUTH_AT),
-        request.session.get(accounts.SESSION_LOGIN_AT),
-    ]
-    times = [t for t in times if isinstance(t, int | float)]
-    return max(times) if times else None
+    """When this session last proved the password or a second factor (Unix time).
+
+    Only the proof's own key counts (set by the login, the second step and the
+    re-authentication page): not the session's age, not its login time, which a
+    session opened some other way would not have earned.
+    """
+    when = request.session.get(SESSION_REAUTH_AT)
+    return when if isinstance(when, int | float) else None
 
 
 def reauthenticated_recently(request: HttpRequest) -> bool:

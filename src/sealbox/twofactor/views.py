@@ -376,9 +376,12 @@ def security(request: HttpRequest) -> HttpResponse:
         "recovery_exists": services.recovery_device(user) is not None,
         "has_factor": services.has_second_factor(user),
         "required": user.organisation.require_2fa,
+        "operator_required": user.is_staff or user.is_superuser,
         "locked": [Factor(f).label for f in Factor.values if services.is_locked(user, f)],
     }
-    if user.is_org_admin:
+    # Held until a factor exists: the administrators' section would only lead to pages
+    # the policy middleware refuses.
+    if user.is_org_admin and not services.held_for_second_factor(user):
         context["policy_form"] = forms.PolicyForm(
             initial={"require_2fa": user.organisation.require_2fa}
         )

@@ -7,8 +7,9 @@ from datetime import datetime
 from django.core.exceptions import PermissionDenied, ValidationError
 from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
+from ninja.errors import ValidationError as InvalidInput
 
-from sealbox.accounts.models import Language, Role, User
+from sealbox.accounts.models import Language, Role, User, validate_sms_country
 from sealbox.accounts.services import AccountError
 from sealbox.users import services
 
@@ -95,8 +96,10 @@ def add_user(request, payload: UserIn):
                 mobile_phone=phone,
             ),
         )
-    except (AccountError, ValidationError) as error:
-        raise HttpError(409 if isinstance(error, AccountError) else 422, _message(error)) from None
+    except AccountError as error:
+        raise HttpError(409, _message(error)) from None
+    except ValidationError as error:
+        raise _invalid("mobile_phone", error) from None
     return Status(201, _out(user))
 
 
@@ -104,6 +107,11 @@ def _message(error: Exception) -> str:
     if isinstance(error, ValidationError):
         return " ".join(error.messages)
     return str(error)
+
+
+def _invalid(field: str, error: Exception) -> InvalidInput:
+    """A 422 shaped like the schema's own validation errors, naming the field."""
+    return InvalidInput([{"loc": ["body", field], "msg": _message(error)}])
 
 
 @router.get("/users/{user_id}", response=UserOut)
@@ -117,6 +125,13 @@ def edit_user(request, user_id: int, payload: UserPatch):
     target = services.user_for_admin(actor, user_id)
     values = {k: v for k, v in payload.dict().items() if v is not None}
     phone = values.pop("mobile_phone", None)
+    if "sms_country" in values:
+        # The forms' rule, before the phone is read with it.
+        values["sms_country"] = values["sms_country"].upper()
+        try:
+            validate_sms_country(values["sms_country"])
+        except ValidationError as error:
+            raise _invalid("sms_country", error) from None
     try:
         if phone:
             from sealbox.twofactor.services import parse_phone
@@ -130,8 +145,12 @@ def edit_user(request, user_id: int, payload: UserPatch):
             enable_2fa=values.pop("enable_2fa", None),
             **values,
         )
-    except (AccountError, ValidationError) as error:
-        raise HttpError(409 if isinstance(error, AccountError) else 422, _message(error)) from None
+    except AccountError as error:
+        if error.field:
+            raise _invalid(error.field, error) from None
+        raise HttpError(409, _message(error)) from None
+    except ValidationError as error:
+        raise _invalid("mobile_phone", error) from None
     return _out(services.user_for_admin(actor, user_id))
 
 

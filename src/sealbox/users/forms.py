@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from sealbox.accounts.forms import country_choices, time_zone_choices
-from sealbox.accounts.models import Language, Organisation, Role
+from sealbox.accounts.models import Language, Organisation, Role, validate_sms_country
 
 
 def _parse_phone(value: str, country: str) -> str:
@@ -58,7 +58,9 @@ class EditUserForm(forms.Form):
         widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
         help_text=_("With its area code, for example 514 555 0100."),
     )
-    sms_country = forms.ChoiceField(label=_("Default SMS country"), choices=country_choices)
+    sms_country = forms.ChoiceField(
+        label=_("Default SMS country"), choices=country_choices, validators=[validate_sms_country]
+    )
     time_zone = forms.ChoiceField(label=_("Time zone"), choices=time_zone_choices)
     language = forms.ChoiceField(label=_("Language"), choices=Language.choices)
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
@@ -85,7 +87,9 @@ class EditUserForm(forms.Form):
 
 
 class OrganisationForm(forms.ModelForm):
-    default_sms_country = forms.ChoiceField(label=_("Default SMS country"), choices=country_choices)
+    default_sms_country = forms.ChoiceField(
+        label=_("Default SMS country"), choices=country_choices, validators=[validate_sms_country]
+    )
     default_expiry_days = forms.IntegerField(label=_("Default expiry (days)"), min_value=1)
     opening_code_in_separate_email = forms.TypedChoiceField(
         label=_("Opening code delivery"),

@@ -31,9 +31,11 @@ from sealbox.accounts.models import (
     Organisation,
     Role,
     User,
+    normalize_email,
+    validate_sms_country,
     validate_time_zone,
 )
-from sealbox.accounts.services import AccountError, _lazy, token_hash
+from sealbox.accounts.services import AccountError, AddressUnavailable, _lazy, token_hash
 from sealbox.audit import services as audit
 from sealbox.notify import services as notify
 
@@ -107,6 +109,12 @@ def _ensure_not_last_admin(target: User) -> None:
             )
             % {"email": target.email, "org": target.organisation.name}
         )
+
+
+def _refusal(error: ValidationError) -> AccountError:
+    """A model's validation error as a refusal naming its first field."""
+    fields = list(getattr(error, "error_dict", {}))
+    return AccountError(" ".join(error.messages), field=fields[0] if fields else "")
 
 
 def _ensure_not_self(actor: User, target: User) -> None:
@@ -209,11 +217,29 @@ def _send_invitation(user: User, actor: User, secret: str) -> None:
     )
 
 
+def _record_unavailable(request: HttpRequest | None, actor: User, email: str) -> None:
+    """Note in the administrator's organisation that an address was refused without a
+    reason. The event must not say more than the page did: the organisation's own log
+    is readable by its administrators."""
+    with transaction.atomic():
+        audit.record(
+            "user.invitation_refused",
+            organisation=actor.organisation,
+            actor=actor,
+            request=request,
+            details={"email": normalize_email(email), "reason": "address unavailable"},
+        )
+
+
 def invite_user(request: HttpRequest | None, actor: User, spec: NewUser) -> User:
     """Add a user and email them a link to set their password (72 hours, single use)."""
     require_admin(actor)
     organisation = actor.organisation
-    spec.email = accounts.check_new_email(organisation, spec.email)
+    try:
+        spec.email = accounts.check_new_email(organisation, spec.email)
+    except AddressUnavailable:
+        _record_unavailable(request, actor, spec.email)
+        raise
     if spec.role not in Role.values:
         raise AccountError(_("Choose a role from the list."))
     with transaction.atomic():
@@ -290,6 +316,7 @@ def accept_invitation(request: HttpRequest | None, token: str, password: str) ->
 class CsvReport:
     rows: list[NewUser] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+    unavailable: list[str] = field(default_factory=list)  # addresses refused without reason
 
 
 def csv_template() -> str:
@@ -373,6 +400,8 @@ def read_csv(organisation: Organisation, data: bytes) -> CsvReport:
             report.rows.append(spec)
         except AccountError as error:
             report.errors.append((number, str(error)))
+            if isinstance(error, AddressUnavailable):
+                report.unavailable.append(normalize_email(row.get("email", "")))
     if not report.rows and not report.errors:
         report.errors.append((0, _("The file has no user in it.")))
     free = organisation.seats - accounts.seats_used(organisation)
@@ -395,8 +424,10 @@ def _row_to_user(organisation: Organisation, row: dict, parse_phone) -> NewUser:
             _("The role “%(role)s” is unknown: use member or admin.") % {"role": row.get("role")}
         )
     country = (row.get("sms_country") or organisation.default_sms_country).upper()
-    if not re.fullmatch(r"[A-Z]{2}", country):
-        raise AccountError(_("The SMS country must be a two-letter code such as CA or FR."))
+    try:
+        validate_sms_country(country)
+    except ValidationError as error:
+        raise AccountError(" ".join(error.messages), field="sms_country") from None
     phone = ""
     if row.get("mobile_phone"):
         try:
@@ -435,6 +466,8 @@ def import_users(request: HttpRequest | None, actor: User, data: bytes) -> CsvRe
     require_admin(actor)
     organisation = actor.organisation
     report = read_csv(organisation, data)
+    for email in report.unavailable:
+        _record_unavailable(request, actor, email)
     if report.errors:
         return report
     invited = []
@@ -513,7 +546,7 @@ def update_user(
         try:
             target.full_clean(exclude=["password"])
         except ValidationError as error:
-            raise AccountError(" ".join(error.messages)) from None
+            raise _refusal(error) from None
         target.save()
         if changed:
             audit.record(
@@ -666,7 +699,7 @@ def delete_user(request: HttpRequest | None, actor: User, target: User) -> None:
         Invitation.objects.filter(user=target).delete()
         EmailChange.objects.filter(user=target).delete()
         MessagePreferences.objects.filter(user=target).delete()
-        target.email = f"deleted-{target.pk}@deleted.invalid"
+        target.email = f"deleted-{target.pk}@{accounts.DELETED_EMAIL_DOMAIN}"
         target.first_name = ""
         target.last_name = ""
         target.mobile_phone = ""
@@ -783,7 +816,7 @@ def update_organisation(
             try:
                 organisation.full_clean(exclude=["plan", "logo"])
             except ValidationError as error:
-                raise AccountError(" ".join(error.messages)) from None
+                raise _refusal(error) from None
             organisation.save()
             audit.record(
                 "organisation.updated",
