@@ -194,6 +194,29 @@ def mint_reset_token(secret_key: str, row: dict) -> str:
     return generator.make_token(Copied())
 
 
+def test_the_attacks_work_on_what_they_target(settings):
+    """The attacker's code opens what each design sealed, and the minted token is one
+    Django's generator accepts: the test below cannot pass because the attacks are wrong."""
+    from django.contrib.auth.tokens import PasswordResetTokenGenerator
+
+    from sealbox.notify import sealing
+
+    legacy_key = HKDF(hashes.SHA256(), 32, salt=None, info=b"sealbox task payload v1").derive(
+        settings.SECRET_KEY.encode()
+    )
+    nonce = os.urandom(12)
+    legacy = nonce + AESGCM(legacy_key).encrypt(nonce, b'{"text": "x"}', b"sealbox task payload v1")
+    assert legacy_open(settings.SECRET_KEY, base64.urlsafe_b64encode(legacy).rstrip(b"="))
+    outbox_id, payload_key = uuid.uuid4(), sealing.new_payload_key()
+    sealed = sealing.seal({"text": "x"}, payload_key, outbox_id)
+    assert outbox_open(settings.SECRET_KEY, payload_key, outbox_id, sealed) == b'{"text": "x"}'
+    row = {"id": 7, "password": "argon2$x", "email": "a@example.org", "last_login": None}
+    minted = mint_reset_token(settings.SECRET_KEY, row)
+    generator = PasswordResetTokenGenerator()
+    user = type("U", (), {**row, "pk": 7, "get_email_field_name": staticmethod(lambda: "email")})
+    assert generator.check_token(user(), minted)
+
+
 def test_a_copy_of_the_data_folder_rebuilds_no_link(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
