@@ -20,6 +20,7 @@ def test_embedded_defaults(tmp_path):
     assert cfg.database["ENGINE"] == "django.db.backends.sqlite3"
     assert cfg.database["NAME"] == str(tmp_path / "sealbox.sqlite3")
     assert "WAL" in cfg.database["OPTIONS"]["init_command"]
+    assert "PRAGMA secure_delete=ON" in cfg.database["OPTIONS"]["init_command"]
     assert cfg.storage["OPTIONS"]["location"] == str(tmp_path / "blobs")
     assert cfg.email["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
     assert cfg.sms_url == "console://"

@@ -142,6 +142,7 @@ def run_purge():
     from sealbox.audit import retention
     from sealbox.envelopes import services as envelopes
     from sealbox.exchange import services as exchange
+    from sealbox.notify import services as notify
     from sealbox.ratelimit import services as ratelimit
     from sealbox.twofactor import services as twofactor
 
@@ -149,6 +150,7 @@ def run_purge():
     envelopes.record_expired()  # envelope.expired events; submissions expire as messages
     ratelimit.purge_older_than(timedelta(days=2))
     twofactor.purge_expired()
+    notify.purge()  # erases what a dead worker left queued
     retention.purge_expired_events()  # after a signed checkpoint of each chain
     return report
 

@@ -106,13 +106,17 @@ def sqlite_database(path: Path) -> dict[str, Any]:
     # IMMEDIATE transactions take the write lock at BEGIN, so concurrent writers queue
     # instead of failing with "database is locked" half-way through a transaction (the
     # audit chain relies on this to append without forking).
+    # secure_delete: deleted and overwritten content is zeroed in the file instead of
+    # left in free space (wiped grant secrets, erased email payloads; see notify.sealing).
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(path),
         "OPTIONS": {
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON;"
+            ),
         },
     }
 

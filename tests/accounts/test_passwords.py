@@ -120,22 +120,18 @@ def test_reset_by_email_single_use(client, user):
     assert "This link is no longer valid" in again
 
 
-def test_reset_link_expires_after_one_hour(client, user, monkeypatch):
-    from datetime import datetime, timedelta
-
-    from django.contrib.auth.tokens import PasswordResetTokenGenerator
-
+def test_reset_link_expires_after_one_hour(client, user, clock):
     request_reset(client, user.email)
     path = reset_link(mail.outbox[0]).removeprefix(settings.SEALBOX_BASE_URL)
-    start = datetime.now()
-    monkeypatch.setattr(
-        PasswordResetTokenGenerator, "_now", lambda self: start + timedelta(minutes=59)
-    )
+    clock.advance(minutes=59)
     assert "new_password1" in client.get(path, follow=True).content.decode()
-    monkeypatch.setattr(
-        PasswordResetTokenGenerator, "_now", lambda self: start + timedelta(minutes=61)
-    )
+    clock.advance(minutes=2)
     assert "This link is no longer valid" in client.get(path, follow=True).content.decode()
+    # Not even from the form page the first visit led to (the session still knows it).
+    assert (
+        "This link is no longer valid"
+        in client.get(path.rsplit("/", 2)[0] + "/set-password/").content.decode()
+    )
 
 
 def test_reset_for_unknown_address_looks_the_same(client, user):
@@ -153,7 +149,7 @@ def test_reset_requests_are_rate_limited(client, user):
 
 
 def test_reset_email_is_queued_sealed(client, user, monkeypatch):
-    """The queued task must not carry the reset link in clear."""
+    """The queued task and its outbox row must not carry the reset link in clear."""
     from sealbox.notify import services as notify
 
     captured = {}
@@ -161,7 +157,10 @@ def test_reset_email_is_queued_sealed(client, user, monkeypatch):
 
     class Spy:
         def enqueue(self, **kwargs):
-            captured.update(kwargs)
+            from sealbox.notify.models import OutboxMessage
+
+            row = OutboxMessage.objects.get(pk=kwargs["outbox_id"])
+            captured.update(kwargs, recipients=row.recipients, sealed=bytes(row.sealed))
             return task.enqueue(**kwargs)
 
     monkeypatch.setattr(notify, "deliver_email", Spy())
@@ -171,6 +170,33 @@ def test_reset_email_is_queued_sealed(client, user, monkeypatch):
     assert link not in repr(captured)
     token = link.rstrip("/").rsplit("/", 1)[-1]
     assert token not in repr(captured)
+
+
+def test_reset_link_is_random_and_only_its_hash_is_stored(client, user):
+    from sealbox.accounts.models import PasswordReset
+    from sealbox.accounts.services import token_hash
+
+    request_reset(client, user.email)
+    token = reset_link(mail.outbox[0]).rstrip("/").rsplit("/", 1)[-1]
+    [row] = PasswordReset.objects.filter(user=user)
+    assert row.token_hash == token_hash(token)
+    assert len(token) >= 43  # 32 random bytes
+    # Visiting the link keeps the hash in the session, never the token.
+    form_page = client.get(reset_link(mail.outbox[0]).removeprefix(settings.SEALBOX_BASE_URL))
+    assert form_page.status_code == 302
+    assert token not in repr(dict(client.session))
+
+
+def test_reset_link_ends_when_the_password_changes_or_the_user_logs_in(client, user):
+    request_reset(client, user.email)
+    first = reset_link(mail.outbox[0]).removeprefix(settings.SEALBOX_BASE_URL)
+    assert client.post("/login/", {"email": user.email, "password": PASSWORD}).status_code == 302
+    assert "This link is no longer valid" in client.get(first, follow=True).content.decode()
+    request_reset(client, user.email)
+    second = reset_link(mail.outbox[1]).removeprefix(settings.SEALBOX_BASE_URL)
+    user.set_password("another passphrase 2027")
+    user.save()
+    assert "This link is no longer valid" in client.get(second, follow=True).content.decode()
 
 
 def test_user_email_is_unique_case_insensitively(organisation, user):

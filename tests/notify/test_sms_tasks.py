@@ -7,6 +7,10 @@ from django.test import override_settings
 
 from sealbox.notify import sms, sms_tasks
 
+# Every SMS goes through the outbox (a database row): even the immediate task backend
+# of the tests needs the database.
+pytestmark = pytest.mark.django_db
+
 
 @pytest.fixture
 def reports():
@@ -59,9 +63,10 @@ def test_after_the_last_attempt_the_failure_is_reported(flaky, reports, caplog):
     assert "123456" not in caplog.text
 
 
-@pytest.mark.django_db
 def test_the_queued_task_holds_the_body_sealed(flaky):
     from django_tasks_db.models import DBTaskResult
+
+    from sealbox.notify.models import OutboxMessage
 
     calls, _ = flaky(0)
     with override_settings(TASKS={"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}):
@@ -69,7 +74,12 @@ def test_the_queued_task_holds_the_body_sealed(flaky):
         [row] = DBTaskResult.objects.all()
         stored = json.dumps(row.args_kwargs)
         assert "123456" not in stored and "Sealbox code" not in stored
-        assert row.args_kwargs["kwargs"]["to"] == "+15145550100"
+        # The task carries only the outbox id; the number is on the outbox row, the body
+        # sealed there.
+        [queued] = OutboxMessage.objects.all()
+        assert row.args_kwargs["kwargs"] == {"outbox_id": str(queued.pk)}
+        assert queued.recipients == ["+15145550100"]
+        assert b"123456" not in bytes(queued.sealed)
         assert calls == []
         sms_tasks.deliver_sms.call(**row.args_kwargs["kwargs"])
     assert calls == [("+15145550100", "Your Sealbox code is 123456.")]

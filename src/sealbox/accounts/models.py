@@ -304,3 +304,21 @@ class EmailChange(models.Model):
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+
+
+class PasswordReset(models.Model):
+    """A password-reset link: random, single use, one hour; only its hash is stored.
+
+    Not Django's default reset token, which is an HMAC of the user's row under the secret
+    key: with a copy of the data folder (the secret key is in it, in the embedded default)
+    anyone could mint a valid reset link for any account. `state_hash` binds the link to
+    the account as it was when the link was sent (password, last login, email), so a
+    password change, a login or an address change ends it, as Django's token did.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="password_resets")
+    token_hash = models.CharField(max_length=64, unique=True)
+    state_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)

@@ -254,8 +254,72 @@ def record_password_reset_requested(request: HttpRequest, email: str) -> None:
         audit.record("password.reset_requested", actor=user, target=user, request=request)
 
 
+class PasswordResetTokens:
+    """Reset links that a copy of the data folder cannot mint.
+
+    It has the interface of Django's token generator (`make_token`, `check_token`), so
+    Django's reset views and form use it, but the token is 32 random bytes whose SHA-256
+    alone is stored (`PasswordReset`), instead of an HMAC of the user's row under the
+    secret key, which anyone holding the secret key and the database could compute.
+    """
+
+    @staticmethod
+    def state_of(user: User) -> str:
+        """What ends a link when it changes: the password, the last login, the address."""
+        import hashlib
+
+        last_login = user.last_login.isoformat() if user.last_login else ""
+        state = "\0".join((str(user.pk), user.password or "", last_login, user.email))
+        return hashlib.sha256(state.encode()).hexdigest()
+
+    def make_token(self, user: User) -> str:
+        import secrets
+
+        from django.conf import settings
+
+        from sealbox.accounts.models import PasswordReset
+
+        secret = secrets.token_urlsafe(32)
+        now = clock.now()
+        with transaction.atomic():
+            PasswordReset.objects.filter(user=user, expires_at__lte=now).delete()
+            PasswordReset.objects.create(
+                user=user,
+                token_hash=token_hash(secret),
+                state_hash=self.state_of(user),
+                created_at=now,
+                expires_at=now + timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT),
+            )
+        return secret
+
+    def check_hash(self, user: User, hashed: str | None) -> bool:
+        """Whether `hashed` (the SHA-256 of a token) is a live reset link of `user`."""
+        from sealbox.accounts.models import PasswordReset
+
+        if not hashed or user is None:
+            return False
+        return PasswordReset.objects.filter(
+            user=user,
+            token_hash=hashed,
+            state_hash=self.state_of(user),
+            used_at__isnull=True,
+            expires_at__gt=clock.now(),
+        ).exists()
+
+    def check_token(self, user: User, token: str | None) -> bool:
+        return bool(token) and self.check_hash(user, token_hash(token))
+
+
+password_reset_tokens = PasswordResetTokens()
+
+
 def record_password_reset(request: HttpRequest, user: User) -> None:
-    audit.record("password.reset", actor=user, target=user, request=request)
+    """The new password is saved: every reset link of the account is used up."""
+    from sealbox.accounts.models import PasswordReset
+
+    with transaction.atomic():
+        PasswordReset.objects.filter(user=user, used_at__isnull=True).update(used_at=clock.now())
+        audit.record("password.reset", actor=user, target=user, request=request)
     email_security_notice(
         user, _lazy(gettext_noop("The password of your account was reset with an email link."))
     )

@@ -4,8 +4,10 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import INTERNAL_RESET_SESSION_TOKEN
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -13,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
+from django.views.generic.edit import FormView
 
 from sealbox.accounts import forms, services
 from sealbox.http import client_ip
@@ -299,6 +302,7 @@ def password_change_view(request):
 
 
 class PasswordResetView(auth_views.PasswordResetView):
+    token_generator = services.password_reset_tokens
     template_name = "accounts/password_reset.html"
     email_template_name = "accounts/email/password_reset.txt"
     subject_template_name = "accounts/email/password_reset_subject.txt"
@@ -328,6 +332,27 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
     form_class = forms.SealboxSetPasswordForm
     success_url = reverse_lazy("accounts:password_reset_complete")
+    token_generator = services.password_reset_tokens
+
+    @method_decorator(sensitive_post_parameters())
+    @method_decorator(never_cache)
+    def dispatch(self, *args, **kwargs):
+        # Django's view, except for what it keeps in the session between the link and
+        # the form: the token's hash, not the token. Sessions are rows of the database,
+        # and a copy of it must not hold a live reset link.
+        self.validlink = False
+        self.user = self.get_user(kwargs["uidb64"])
+        token = kwargs["token"]
+        if self.user is not None:
+            if token == self.reset_url_token:
+                held = self.request.session.get(INTERNAL_RESET_SESSION_TOKEN)
+                if self.token_generator.check_hash(self.user, held):
+                    self.validlink = True
+                    return FormView.dispatch(self, *args, **kwargs)
+            elif self.token_generator.check_token(self.user, token):
+                self.request.session[INTERNAL_RESET_SESSION_TOKEN] = services.token_hash(token)
+                return redirect(self.request.path.replace(token, self.reset_url_token))
+        return self.render_to_response(self.get_context_data())
 
     def form_valid(self, form):
         response = super().form_valid(form)

@@ -1,4 +1,5 @@
-"""Emails of envelopes. Links and codes are sealed in the task queue (never stored in clear)."""
+"""Emails of envelopes. Links and codes are sealed in the outbox while queued, erased once
+delivered (never stored in clear)."""
 
 from __future__ import annotations
 

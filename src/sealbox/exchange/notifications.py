@@ -1,6 +1,7 @@
 """Emails of the exchange: the recipient's link, codes, and open notices to the sender.
 
-Emails that carry a link or a code are sealed in the task queue (never stored in clear).
+Every email is sealed in the notify outbox while queued and erased once delivered (never
+stored in clear; see sealbox.notify.sealing).
 """
 
 from __future__ import annotations

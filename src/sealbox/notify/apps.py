@@ -5,3 +5,6 @@ class NotifyConfig(AppConfig):
     name = "sealbox.notify"
     label = "notify"
     verbose_name = "Notifications"
+
+    def ready(self) -> None:
+        from sealbox.notify import receivers  # noqa: F401

@@ -1,20 +1,13 @@
+"""The email delivery task. It carries only the outbox message's id: the content stays
+sealed in the outbox (see sealbox.notify.services) until this task sends and erases it."""
+
 from __future__ import annotations
 
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django_tasks import task
-
-from sealbox.notify import sealing
 
 
 @task()
-def deliver_email(
-    to: list[str], subject: str, text: str = "", html: str = "", sealed: str = ""
-) -> None:
-    if sealed:
-        payload = sealing.unseal(sealed)
-        subject, text, html = payload["subject"], payload["text"], payload["html"]
-    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, to)
-    if html:
-        message.attach_alternative(html, "text/html")
-    message.send()
+def deliver_email(outbox_id: str) -> bool:
+    from sealbox.notify import services
+
+    return services.deliver_queued_email(outbox_id)
