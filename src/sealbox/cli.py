@@ -266,7 +266,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         if not report.intact:
             print(audit.describe(report))
             broken_chains += 1
-            breaks += len(report.breaks)
+            breaks += report.break_count
     if broken_chains:
         print(
             f"Audit log broken: {breaks} break{'s' if breaks != 1 else ''} in {broken_chains} "

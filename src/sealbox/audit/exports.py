@@ -614,7 +614,7 @@ def verify_jsonl(lines: Iterable[bytes | str], *, certificate: bytes | None = No
             checker.feed(number, raw)
         checker.finish()
     except _Problem as problem:  # nothing to check after it (no header, or no end line)
-        checker.problems.append([problem.line, problem.message, None])
+        checker._note(problem, final=True)
     if checker.problems:
         text = []
         for line, problem, after in checker.problems:
@@ -627,10 +627,17 @@ def verify_jsonl(lines: Iterable[bytes | str], *, certificate: bytes | None = No
                 ) % {"n": after}
                 where += f" ({verified})"
             text.append(where)
-        if len(checker.problems) > 1:
+        total = len(checker.problems) + checker.more_problems
+        if checker.more_problems:
+            text.append(_("and %(n)s more problems") % {"n": checker.more_problems})
+        if total > 1:
             text.append(
-                _("%(problems)s problems; %(verified)s events verify.")
-                % {"problems": len(checker.problems), "verified": checker.count}
+                ngettext(
+                    "%(problems)s problems; %(verified)s event verifies.",
+                    "%(problems)s problems; %(verified)s events verify.",
+                    checker.count,
+                )
+                % {"problems": total, "verified": checker.count}
             )
         return VerifyResult(
             False,
@@ -681,11 +688,15 @@ class _ExportChecker:
         self.count = 0
         self.lost_track = False  # the line before could not be read: follow the next one
         self.noted_after_end = False
+        self.more_problems = 0  # beyond MAX_REPORTED_BREAKS: counted, not named
         # [line, message, events verified after it (None: nothing is checked after it)]
         self.problems: list[list] = []
 
     def _note(self, problem: _Problem, *, final: bool = False) -> None:
-        self.problems.append([problem.line, problem.message, None if final else 0])
+        if final or len(self.problems) < audit.MAX_REPORTED_BREAKS:  # the end always shows
+            self.problems.append([problem.line, problem.message, None if final else 0])
+        else:
+            self.more_problems += 1
 
     def feed(self, number: int, raw: bytes | str) -> None:
         self.last_number = number
@@ -793,7 +804,7 @@ class _ExportChecker:
             self._note(_Problem(number, problem))
         else:
             self.count += 1
-            if self.problems and self.problems[-1][2] is not None:
+            if self.problems and self.problems[-1][2] is not None and not self.more_problems:
                 self.problems[-1][2] += 1
         # The next line follows this one, whatever was wrong with it.
         if _is_count(seq):

@@ -23,6 +23,9 @@ from sealbox.http import client_ip, normalise_ip, user_agent
 
 SYSTEM_CHAIN = "system"
 _STORED_IP = object()
+# A report names this many breaks and counts the rest: a chain damaged everywhere must not
+# make a report the size of the chain.
+MAX_REPORTED_BREAKS = 100
 
 
 def chain_name(organisation_id: int | None) -> str:
@@ -189,6 +192,11 @@ class ChainReport:
     reason: str = ""  # the first break's reason
     breaks: tuple[Break, ...] = field(default=())
     verified: int = 0  # events that fit their place
+    more_breaks: int = 0  # breaks beyond MAX_REPORTED_BREAKS, counted, not named
+
+    @property
+    def break_count(self) -> int:
+        return len(self.breaks) + self.more_breaks
 
     @property
     def intact(self) -> bool:
@@ -207,13 +215,22 @@ def verify_chain(chain: str) -> ChainReport:
     from sealbox.audit import retention  # retention signs with keys that record events
 
     breaks: list[list] = []  # [event, reason, verified_after]
+    more_breaks = 0
+
+    def note(event: Event | None, reason: str) -> None:
+        nonlocal more_breaks
+        if len(breaks) < MAX_REPORTED_BREAKS:
+            breaks.append([event, reason, 0])
+        else:
+            more_breaks += 1
+
     expected_seq = 1
     prev_hash = GENESIS_HASH
     checkpoint = retention.latest_checkpoint(chain)
     if checkpoint is not None:
         if not retention.checkpoint_is_authentic(checkpoint):
             reason = f"the checkpoint at seq {checkpoint.seq} has an invalid signature"
-            breaks.append([None, reason, 0])
+            note(None, reason)
         # Retention removes everything up to a checkpoint; anything left there was put back.
         stale = Event.objects.filter(chain=chain, seq__lte=checkpoint.seq).order_by("seq")
         first_stale = stale.first()
@@ -222,7 +239,7 @@ def verify_chain(chain: str) -> ChainReport:
             reason = f"found before the checkpoint at seq {checkpoint.seq}"
             if count > 1:
                 reason += f" (with {count - 1} more)"
-            breaks.append([first_stale, reason, 0])
+            note(first_stale, reason)
         expected_seq = checkpoint.seq + 1
         prev_hash = checkpoint.hash
     checked = verified = 0
@@ -241,10 +258,10 @@ def verify_chain(chain: str) -> ChainReport:
         if not hash_matches(event.prev_hash, event, event.hash):
             problems.append("content does not match its hash")
         if problems:
-            breaks.append([event, "; ".join(problems), 0])
+            note(event, "; ".join(problems))
         else:
             verified += 1
-            if breaks:
+            if breaks and not more_breaks:
                 breaks[-1][2] += 1
         prev_hash = event.hash
         expected_seq = event.seq + 1
@@ -252,11 +269,13 @@ def verify_chain(chain: str) -> ChainReport:
         last = event
     head = ChainHead.objects.filter(chain=chain).first()
     if head is not None and (head.seq != expected_seq - 1 or head.last_hash != prev_hash):
-        breaks.append([last, "events are missing after this one", 0])
+        note(last, "events are missing after this one")
     if not breaks:
         return ChainReport(chain, checked, verified=verified)
     found = tuple(Break(*item) for item in breaks)
-    return ChainReport(chain, checked, found[0].event, found[0].reason, found, verified)
+    return ChainReport(
+        chain, checked, found[0].event, found[0].reason, found, verified, more_breaks
+    )
 
 
 def chains(organisation: Any = None) -> Iterator[str]:
@@ -282,9 +301,11 @@ def describe(report: ChainReport) -> str:
         lines.append(
             f"chain {report.chain}: broken at {where}: {found.reason} ({after} from the next one)"
         )
-    if len(report.breaks) > 1:
+    if report.more_breaks:
+        lines.append(f"chain {report.chain}: and {report.more_breaks} more breaks")
+    if report.break_count > 1:
         lines.append(
-            f"chain {report.chain}: {len(report.breaks)} breaks; "
+            f"chain {report.chain}: {report.break_count} breaks; "
             f"{report.verified} of {report.checked} events verify"
         )
     return "\n".join(lines)
