@@ -245,6 +245,25 @@ def test_manage_bad_input_changes_nothing(capsys, monkeypatch, argv, message):
     assert (org.seats, org.plan.name) == (5, "Advanced")
 
 
+def test_manage_organisations_lists_ids_and_slugs(capsys, monkeypatch):
+    for email, org in (("l@example.com", "Acme"), ("m@example.com", "Beta & Co")):
+        run(
+            capsys,
+            monkeypatch,
+            "createuser",
+            email,
+            "--org",
+            org,
+            "--password-stdin",
+            stdin=GOOD,
+        )
+    acme, beta = Organisation.objects.get(name="Acme"), Organisation.objects.get(name="Beta & Co")
+    assert manage("organisations").splitlines() == [
+        f"{acme.pk}\tacme\tAcme\tAdvanced",
+        f"{beta.pk}\tbeta-co\tBeta & Co\tAdvanced",
+    ]
+
+
 def test_seats_cannot_drop_below_active_users(capsys, monkeypatch):
     for email in ("j@example.com", "k@example.com"):
         run(

@@ -35,9 +35,13 @@ def setup_django() -> None:
 
 
 def migrate() -> None:
+    from django.core.management import CommandError as DjangoCommandError
     from django.core.management import call_command
 
-    call_command("migrate", interactive=False, verbosity=0)
+    try:
+        call_command("migrate", interactive=False, verbosity=0)
+    except DjangoCommandError as error:  # a migration refused to run: it says why
+        raise CommandError(str(error)) from None
 
 
 # --- serve --------------------------------------------------------------------------
@@ -204,9 +208,7 @@ def cmd_createuser(args: argparse.Namespace) -> int:
 
     try:
         with transaction.atomic():
-            organisation, created = services.get_or_create_organisation(
-                args.org, plan_name=args.plan
-            )
+            organisation, created = organisation_for_createuser(args.org, args.plan)
             user = services.create_user(
                 email,
                 password,
@@ -221,6 +223,7 @@ def cmd_createuser(args: argparse.Namespace) -> int:
     role = "administrator" if args.admin else "standard user"
     note = " (new organisation)" if created else ""
     print(f"Created {user.email}, {role} of {organisation.name}{note}.")
+    print(f"Organisation id {organisation.pk}, slug {organisation.slug}.")
     if args.operator:
         print(
             "Operators must use two-factor authentication: at the first login, after the "
@@ -229,26 +232,54 @@ def cmd_createuser(args: argparse.Namespace) -> int:
     return 0
 
 
+def organisation_for_createuser(reference: str, plan: str):
+    """The organisation `--org` names (id, slug or name), or a new one of that name."""
+    from sealbox.accounts import services
+
+    try:
+        return services.find_organisation(reference), False
+    except services.OrganisationNotFound:
+        if reference.strip().isdigit():
+            raise  # a number is an id: a typo must not create an organisation named "12"
+    return services.get_or_create_organisation(reference, plan_name=plan)
+
+
+def find_organisation(reference: str):
+    """The organisation an operator names by id, slug or name; ambiguity is refused."""
+    from sealbox.accounts import services
+
+    try:
+        return services.find_organisation(reference)
+    except services.AccountError as error:
+        raise CommandError(str(error)) from None
+
+
 # --- audit ----------------------------------------------------------------------
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     setup_django()
-    from sealbox.accounts.models import Organisation
     from sealbox.audit import services as audit
 
-    organisation = None
-    if args.org:
-        organisation = Organisation.objects.filter(name__iexact=args.org).first()
-        if organisation is None:
-            raise CommandError(f"no organisation named {args.org!r}")
-    total = 0
+    organisation = find_organisation(args.org) if args.org else None
+    total = verified = 0
+    broken_chains = breaks = 0
+    # Every chain is walked, whatever an earlier one showed: a break in one chain must not
+    # hide another.
     for chain in audit.chains(organisation):
         report = audit.verify_chain(chain)
         total += report.checked
+        verified += report.verified
         if not report.intact:
             print(audit.describe(report))
-            return 1
+            broken_chains += 1
+            breaks += report.break_count
+    if broken_chains:
+        print(
+            f"Audit log broken: {breaks} break{'s' if breaks != 1 else ''} in {broken_chains} "
+            f"chain{'s' if broken_chains != 1 else ''}; {verified} of {total} events verify."
+        )
+        return 1
     print(f"Audit log intact: {total} events checked.")
     return 0
 
@@ -408,7 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     createuser = commands.add_parser("createuser", help="add a user (and their organisation)")
     createuser.add_argument("email")
-    createuser.add_argument("--org", required=True, help="organisation name")
+    createuser.add_argument(
+        "--org",
+        required=True,
+        help="organisation id, slug or name (a new name creates the organisation)",
+    )
     createuser.add_argument("--admin", action="store_true", help="organisation administrator")
     createuser.add_argument("--first-name", default="")
     createuser.add_argument("--last-name", default="")
@@ -429,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="audit log tools")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = audit_commands.add_parser("verify", help="check the audit hash chains")
-    verify.add_argument("--org", help="only this organisation")
+    verify.add_argument("--org", help="only this organisation (id, slug or name)")
     verify.set_defaults(handler=cmd_audit_verify)
     verify_export = audit_commands.add_parser(
         "verify-export", help="check a JSON Lines export of the audit log, offline"

@@ -8,6 +8,30 @@ from django.conf import settings
 from django.http import HttpRequest
 
 
+def normalise_ip(value: str | None) -> str | None:
+    """One spelling per address, or None when `value` is not an address.
+
+    The audit hash, the stored row and the rate-limit keys must agree on how an address is
+    written, whatever the listening socket or the database does with it. An IPv4-mapped
+    IPv6 address (a dual-stack socket: `serve --host ::`) is the IPv4 client it stands
+    for; a zone index (fe80::1%eth0) names one of the server's interfaces, not the client,
+    and PostgreSQL's inet refuses it.
+    """
+    text = (value or "").strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        if address.scope_id is not None:
+            address = ipaddress.IPv6Address(int(address))
+    return str(address)
+
+
 def client_ip(request: HttpRequest) -> str | None:
     """The client's address; behind N trusted proxies, the Nth address from the right."""
     proxies = getattr(settings, "SEALBOX_TRUSTED_PROXY_COUNT", 0)
@@ -17,10 +41,7 @@ def client_ip(request: HttpRequest) -> str | None:
         forwarded = [p for p in forwarded if p]
         if len(forwarded) >= proxies:
             candidate = forwarded[-proxies]
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return None
+    return normalise_ip(candidate)
 
 
 def user_agent(request: HttpRequest) -> str:

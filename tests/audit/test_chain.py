@@ -155,3 +155,17 @@ def test_concurrent_writers_never_fork_the_chain(plans):
     assert ChainHead.objects.get(chain=chain).seq == report.checked
     seqs = list(Event.objects.filter(chain=chain).values_list("seq", flat=True))
     assert sorted(seqs) == list(range(1, report.checked + 1))
+
+
+def test_a_chain_broken_everywhere_names_the_first_breaks_and_counts_the_rest(
+    organisation, monkeypatch
+):
+    monkeypatch.setattr(audit, "MAX_REPORTED_BREAKS", 2)
+    events = make_events(organisation, 6)
+    Event.objects.filter(pk__in=[e.pk for e in events[1:5]]).update(details={"n": -1})
+    report = audit.verify_chain(events[0].chain)
+    assert [b.event.pk for b in report.breaks] == [events[1].pk, events[2].pk]
+    assert report.more_breaks == 2 and report.break_count == 4
+    assert [b.verified_after for b in report.breaks] == [0, 0]
+    text = audit.describe(report)
+    assert "and 2 more breaks" in text and "4 breaks; 3 of 7 events verify" in text

@@ -341,3 +341,16 @@ def test_exporting_20000_events_streams_with_small_memory(clock, organisation):
     assert peak < min(8_000_000, total / 2), (
         f"peak {peak / 1e6:.1f} MB for {total / 1e6:.1f} MB exported"
     )
+
+
+def test_a_file_damaged_everywhere_names_the_first_problems_and_counts_the_rest(
+    clock, events, monkeypatch
+):
+    monkeypatch.setattr(audit, "MAX_REPORTED_BREAKS", 2)
+    lines = lines_of(clock, events)
+    for number in (1, 2, 3, 4):
+        lines[number] = edit(lines[number], actor_label="mallory@example.com")
+    result = exports.verify_jsonl(lines)
+    assert [line for line, _, _ in result.problems] == [2, 3]
+    assert "and 2 more problems" in result.message
+    assert result.message.endswith("4 problems; 1 event verifies.")

@@ -123,3 +123,40 @@ def test_exports_download_from_the_history(member_page, mail_folder, user, tmp_p
     assert status.intact and status.valid and status.trusted
     result = exports.verify_jsonl(saved["Audit log (JSON Lines)"].splitlines())
     assert result.ok, result.message
+
+
+def test_the_sender_sees_a_locked_link_and_unlocks_it(member_page, new_context, mail_folder):
+    from sealbox.exchange.models import Grant
+
+    page = member_page
+    link, code = send_message(page, mail_folder, email="client@example.org", subject="Locked one")
+    # 99 wrong proofs in a row already (they take hours under the hourly limits).
+    Grant.objects.filter(email="client@example.org").update(failed_attempts=99)
+
+    recipient = new_context().new_page()
+    recipient.goto(link)
+    recipient.get_by_label("Opening code").fill("AAAA-BBBB")
+    recipient.get_by_role("button", name="Open").click()
+    locked = "Too many wrong attempts: this link is locked. Ask the sender to unlock it."
+    expect(recipient.get_by_role("alert")).to_have_text(locked)
+    recipient.reload()
+    expect(recipient.get_by_role("heading", name="This link is locked")).to_be_visible()
+
+    page.get_by_role("link", name="History").click()
+    page.get_by_role("region", name="Messages").get_by_role("row").filter(
+        has_text="Locked one"
+    ).get_by_role("link").first.click()
+    recipients = page.get_by_role("region", name="Recipients")
+    expect(recipients).to_contain_text("Locked after too many wrong attempts")
+    expect(recipients.get_by_role("cell", name="100", exact=True)).to_be_visible()
+    unlock = recipients.get_by_role("button", name="Unlock the link of client@example.org")
+    unlock.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("The link of client@example.org is unlocked")).to_be_visible()
+    expect(recipients).to_contain_text("Available")
+    expect(page.get_by_role("region", name="Timeline")).to_contain_text("Link unlocked")
+
+    recipient.reload()
+    recipient.get_by_label("Opening code").fill(code)
+    recipient.get_by_role("button", name="Open").click()
+    expect(recipient.get_by_role("heading", name="Locked one")).to_be_visible()

@@ -17,8 +17,8 @@ class PlanAdmin(admin.ModelAdmin):
 
 @admin.register(Organisation)
 class OrganisationAdmin(admin.ModelAdmin):
-    list_display = ("name", "plan", "seats", "renewal_date", "require_2fa")
-    search_fields = ("name",)
+    list_display = ("name", "slug", "plan", "seats", "renewal_date", "require_2fa")
+    search_fields = ("name", "slug")
 
 
 @admin.register(User)

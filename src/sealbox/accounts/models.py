@@ -6,6 +6,8 @@ from datetime import date
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Lower
+from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 from phonenumber_field.modelfields import PhoneNumberField
 
@@ -38,8 +40,30 @@ class OrganisationManager(models.Manager):
         return super().get_queryset().defer("logo")
 
 
+SLUG_MAX_LENGTH = 60
+
+
+def organisation_slug(name: str, *, taken=lambda slug: False) -> str:
+    """A slug made from `name` that `taken` does not refuse (acme, acme-2, …).
+
+    Never all digits: operator commands read a number as an organisation's id.
+    """
+    base = slugify(name)[: SLUG_MAX_LENGTH - 6].strip("-") or "organisation"
+    if base.isdigit():
+        base = f"org-{base}"
+    slug, number = base, 1
+    while taken(slug):
+        number += 1
+        slug = f"{base}-{number}"
+    return slug
+
+
 class Organisation(models.Model):
     name = models.CharField(_("name"), max_length=200, unique=True)
+    # What operator commands name an organisation by (with its id): made from the name at
+    # creation and kept when the organisation is renamed, since its administrators choose
+    # the name and could otherwise take another organisation's slug.
+    slug = models.SlugField(_("slug"), max_length=SLUG_MAX_LENGTH, unique=True, editable=False)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, verbose_name=_("plan"))
     seats = models.PositiveIntegerField(_("seats"))
     renewal_date = models.DateField(_("renewal date"))
@@ -67,9 +91,27 @@ class Organisation(models.Model):
     class Meta:
         ordering = ["name"]
         base_manager_name = "objects"
+        constraints = [
+            # OrgA and ORGA look like one organisation to whoever types its name.
+            models.UniqueConstraint(
+                Lower("name"),
+                name="accounts_organisation_name_ci",
+                violation_error_message=_(
+                    "Another organisation already has this name (letter case aside)."
+                ),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.slug:
+            others = Organisation.objects.exclude(pk=self.pk) if self.pk else Organisation.objects
+            self.slug = organisation_slug(
+                self.name, taken=lambda slug: others.filter(slug=slug).exists()
+            )
+        super().save(*args, **kwargs)
 
     @property
     def approved_domains(self) -> list[str]:

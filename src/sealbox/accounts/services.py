@@ -8,7 +8,8 @@ from datetime import date, timedelta
 from django.contrib.auth import authenticate, login, logout, password_validation
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -53,10 +54,63 @@ class AddressUnavailable(AccountError):
 # --- Organisations and licences ---------------------------------------------------
 
 
+class OrganisationNotFound(AccountError):
+    """No organisation answers to the reference an operator gave."""
+
+
+def organisation_name_taken(name: str, *, exclude: Organisation | None = None) -> bool:
+    """Whether another organisation has this name, letter case aside (as the database's
+    constraint on Lower(name) judges it)."""
+    others = Organisation.objects.filter(name__iexact=name.strip())
+    if exclude is not None and exclude.pk:
+        others = others.exclude(pk=exclude.pk)
+    return others.exists()
+
+
+def check_organisation_name(name: str, *, exclude: Organisation | None = None) -> str:
+    """The name cleaned, or AccountError when it is empty or another organisation's."""
+    name = (name or "").strip()
+    if not name:
+        raise AccountError(_("The organisation needs a name."))
+    if organisation_name_taken(name, exclude=exclude):
+        raise AccountError(
+            _("Another organisation already has this name (letter case aside). Choose another.")
+        )
+    return name
+
+
+def find_organisation(reference: str) -> Organisation:
+    """The organisation an operator names by id, slug or name, or AccountError.
+
+    A number is only ever an id. Otherwise the reference may match a slug or a name
+    (letter case aside); administrators choose names, so one could be made to look like
+    another organisation's slug: a reference that fits more than one is refused, never
+    guessed, and the id always names exactly one.
+    """
+    text = (reference or "").strip()
+    if text.isdigit():
+        found = Organisation.objects.filter(pk=int(text)).first()
+        if found is None:
+            raise OrganisationNotFound(_("no organisation with id %(id)s") % {"id": text})
+        return found
+    matches = list(
+        Organisation.objects.filter(Q(slug=text.lower()) | Q(name__iexact=text)).order_by("pk")
+    )
+    if not matches:
+        raise OrganisationNotFound(_("no organisation named %(name)r") % {"name": reference})
+    if len(matches) > 1:
+        listed = ", ".join(f"id {o.pk} (slug {o.slug}, name {o.name!r})" for o in matches)
+        raise AccountError(
+            _("%(reference)r could be several organisations: %(listed)s. Give its id.")
+            % {"reference": reference, "listed": listed}
+        )
+    return matches[0]
+
+
 def get_or_create_organisation(
     name: str, *, plan_name: str = "Advanced"
 ) -> tuple[Organisation, bool]:
-    name = name.strip()
+    name = (name or "").strip()
     if not name:
         raise AccountError(_("The organisation needs a name."))
     existing = Organisation.objects.filter(name__iexact=name).first()
@@ -66,21 +120,30 @@ def get_or_create_organisation(
         plan = Plan.objects.get(name__iexact=plan_name)
     except Plan.DoesNotExist:
         raise AccountError(_("There is no plan named %(name)s.") % {"name": plan_name}) from None
-    with transaction.atomic():
-        organisation = Organisation.objects.create(
-            name=name,
-            plan=plan,
-            seats=plan.default_seats,
-            renewal_date=clock.now().date() + timedelta(days=365),
-            default_expiry_days=min(7, plan.max_retention_days),
-        )
-        audit.record(
-            "organisation.created",
-            organisation=organisation,
-            target=organisation,
-            details={"plan": plan.name},
-        )
-    return organisation, True
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                organisation = Organisation.objects.create(
+                    name=name,
+                    plan=plan,
+                    seats=plan.default_seats,
+                    renewal_date=clock.now().date() + timedelta(days=365),
+                    default_expiry_days=min(7, plan.max_retention_days),
+                )
+                audit.record(
+                    "organisation.created",
+                    organisation=organisation,
+                    target=organisation,
+                    details={"plan": plan.name},
+                )
+            return organisation, True
+        except IntegrityError:
+            # Created at the same moment by someone else (the same name in another case,
+            # or a name that makes the same slug): join it, or take the next slug.
+            existing = Organisation.objects.filter(name__iexact=name).first()
+            if existing:
+                return existing, False
+    raise AccountError(_("The organisation could not be created. Try again."))
 
 
 def set_licence(

@@ -99,6 +99,10 @@ class EnvelopeLink(models.Model):
     opening_code_hash = models.CharField(max_length=64, blank=True)
     first_opened_at = models.DateTimeField(null=True, blank=True)
     submissions = models.PositiveIntegerField(default=0)
+    # Consecutive wrong proofs across codes, as for a message grant: at the limit the link
+    # locks until the envelope's owner unlocks it.
+    failed_attempts = models.PositiveIntegerField(default=0)
+    locked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.envelope.reference} → {self.email or 'public'}"

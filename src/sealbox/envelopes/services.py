@@ -58,6 +58,7 @@ class LinkState:
     CLOSED = "closed"
     EXPIRED = "expired"
     USED = "used"
+    LOCKED = "locked"  # too many wrong proofs: the owner can unlock it
 
 
 # --- Creating ---------------------------------------------------------------------------
@@ -333,6 +334,31 @@ def close_envelope(user: User, envelope: Envelope, *, request: HttpRequest | Non
         )
 
 
+def unlock_link(
+    user: User, envelope: Envelope, link_id: int, *, request: HttpRequest | None = None
+) -> EnvelopeLink:
+    """The owner unlocks a link that wrong proofs locked (`envelope` from
+    `envelope_for_owner`); its submitter can ask for a new code at once."""
+    link = envelope.links.filter(pk=link_id).first()
+    if link is None:
+        raise ExchangeError(_("No such envelope."), status=404, code="not_found")
+    with transaction.atomic():
+        unlocked = EnvelopeLink.objects.filter(pk=link.pk, locked_at__isnull=False).update(
+            locked_at=None, failed_attempts=0
+        )
+        if unlocked:
+            ratelimit.clear(START_FAILURES_PER_LINK, link.token)
+            audit.record(
+                "envelope.link_unlocked",
+                actor=user,
+                target=envelope,
+                request=request,
+                details={"reference": envelope.reference, "recipient": link.email},
+            )
+    link.refresh_from_db()
+    return link
+
+
 def submissions_of(envelope: Envelope) -> list[Submission]:
     return list(
         envelope.submissions.filter(submitted_at__isnull=False)
@@ -367,11 +393,23 @@ def link_state(link: EnvelopeLink) -> str:
     state = envelope_state(link.envelope)
     if state == LinkState.OPEN and link.submissions >= submission_limit(link):
         return LinkState.USED
+    if state == LinkState.OPEN and link.locked_at is not None:
+        return LinkState.LOCKED
     return state
+
+
+def locked_error() -> ExchangeError:
+    return ExchangeError(
+        _("Too many wrong attempts: this link is locked. Ask the envelope’s owner to unlock it."),
+        status=403,
+        code="locked",
+    )
 
 
 def ensure_link_open(link: EnvelopeLink) -> None:
     state = link_state(link)
+    if state == LinkState.LOCKED:
+        raise locked_error()
     if state == LinkState.USED:
         raise ExchangeError(
             _("This envelope was already used. Ask its owner for a new one."),
@@ -406,6 +444,7 @@ def send_code(link: EnvelopeLink, request: HttpRequest | None = None):
         "purpose": "message",
         "organisation": link.envelope.organisation,
         "request": request,
+        "fresh_tries": True,  # the link counts failures across codes, as a grant does
     }
     if link.verification == EnvelopeVerification.SMS_CODE:
         return codes.send_code(phone=link.phone, **common)
@@ -471,8 +510,15 @@ def start(
             ratelimit.hit(START_FAILURES_PER_LINK, link.token)
             ratelimit.hit(START_FAILURES_PER_IP, ip)
             _record_submitter(link, "envelope.verification_failed", request)
+            failures = exchange.count_proof_failure(EnvelopeLink, link.pk)
+            if failures is not None:
+                _record_submitter(link, "envelope.link_locked", request, failures=failures)
+        if failures is not None:
+            raise locked_error()
         raise ExchangeError(error, status=403, code="verification_failed")
     with transaction.atomic():
+        # The right proof ends the run of consecutive failures.
+        EnvelopeLink.objects.filter(pk=link.pk).update(failed_attempts=0)
         first = EnvelopeLink.objects.filter(pk=link.pk, first_opened_at__isnull=True).update(
             first_opened_at=clock.now()
         )

@@ -145,6 +145,22 @@ def close_view(request, public_id):
     return render(request, "envelopes/close.html", {"envelope": envelope})
 
 
+@login_required
+@require_http_methods(["POST"])
+def unlock_link_view(request, public_id, link_id: int):
+    envelope = _owned(request, public_id)
+    try:
+        link = services.unlock_link(request.user, envelope, link_id, request=request)
+    except ExchangeError:
+        raise Http404 from None
+    messages.success(
+        request,
+        _("The link of %(email)s is unlocked: they can ask for a new code.")
+        % {"email": link.email},
+    )
+    return redirect("envelopes:detail", public_id=envelope.public_id)
+
+
 @never_cache
 @ensure_csrf_cookie
 def submit_view(request, token):
@@ -166,7 +182,8 @@ def submit_view(request, token):
         else link.envelope.max_total_bytes,
     }
     if state != services.LinkState.OPEN:
-        return render(request, "envelopes/submit_gone.html", context, status=410)
+        status = 403 if state == services.LinkState.LOCKED else 410
+        return render(request, "envelopes/submit_gone.html", context, status=status)
     return render(request, "envelopes/submit.html", context)
 
 

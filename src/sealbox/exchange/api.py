@@ -78,6 +78,7 @@ class GrantOut(Schema):
     state: str
     opens: int
     max_opens: int
+    failed_attempts: int = Field(0, description="consecutive wrong proofs (locks at 100)")
 
 
 class MessageOut(Schema):
@@ -202,6 +203,7 @@ def message_out(message) -> dict:
                 "state": services.grant_state(g),
                 "opens": g.opens,
                 "max_opens": g.max_opens,
+                "failed_attempts": g.failed_attempts,
             }
             for g in message.grants.select_related("message").order_by("id")
         ],

@@ -31,6 +31,9 @@ def send(grant: Grant, request: HttpRequest | None = None) -> codes.SMSCode:
         "purpose": "message",
         "organisation": message.organisation,
         "request": request,
+        # A code dies after 5 wrong tries and the next one starts afresh: the grant counts
+        # failures across codes and locks at the limit (exchange.services.count_proof_failure).
+        "fresh_tries": True,
     }
     if grant.verification == Verification.SMS_CODE:
         return codes.send_code(phone=grant.phone, **common)
@@ -47,8 +50,6 @@ def check(grant: Grant, code: str) -> tuple[bool, str]:
     result = codes.check_code(binding(grant), code.strip())
     if result == codes.CodeResult.OK:
         return True, ""
-    if result in (codes.CodeResult.WRONG_LAST_TRY, codes.CodeResult.EXHAUSTED):
-        return False, _("This code was mistyped too many times. Ask for a new code.")
     return False, codes.code_result_message(result, "message")
 
 

@@ -172,6 +172,10 @@ class Grant(models.Model):
     downloads_until = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     wiped_at = models.DateTimeField(null=True, blank=True)
+    # Consecutive wrong proofs, across codes (a code itself dies after 5 wrong tries and a
+    # new one can be asked for); at the limit the grant locks until its sender unlocks it.
+    failed_attempts = models.PositiveIntegerField(default=0)
+    locked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["expires_at", "wiped_at"])]

@@ -55,6 +55,8 @@ DRAFT_LIFETIME = timedelta(hours=24)
 DOWNLOAD_WINDOW = timedelta(hours=1)
 UNLOCK_FAILURES_PER_GRANT = Rule("unlock-grant", 10, timedelta(hours=1))
 UNLOCK_FAILURES_PER_IP = Rule("unlock-ip", 20, timedelta(hours=1))
+# Consecutive wrong proofs of one grant (as for an account's factor) before it locks.
+PROOF_FAILURES_BEFORE_LOCK = 100
 OPENING_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U
 OPENING_CODE_LENGTH = 8
 
@@ -680,6 +682,7 @@ class GrantState:
     DELETED = "deleted"
     USED_UP = "used_up"
     NOT_SENT = "not_sent"
+    LOCKED = "locked"  # open, but too many wrong proofs: the sender can unlock it
 
 
 def grant_state(grant: Grant, now: datetime | None = None) -> str:
@@ -694,6 +697,8 @@ def grant_state(grant: Grant, now: datetime | None = None) -> str:
         return GrantState.USED_UP
     if grant.server_secret is None:
         return GrantState.EXPIRED
+    if grant.locked_at is not None:
+        return GrantState.LOCKED
     return GrantState.OPEN
 
 
@@ -712,8 +717,19 @@ def find_grant(token: str) -> Grant:
     return grant
 
 
+def locked_error() -> ExchangeError:
+    return ExchangeError(
+        _("Too many wrong attempts: this link is locked. Ask the sender to unlock it."),
+        status=403,
+        code="locked",
+    )
+
+
 def ensure_open(grant: Grant) -> None:
-    if grant_state(grant) != GrantState.OPEN:
+    state = grant_state(grant)
+    if state == GrantState.LOCKED:
+        raise locked_error()
+    if state != GrantState.OPEN:
         raise ExchangeError(
             _("This message is no longer available. Ask the sender to send it again."),
             status=410,
@@ -739,6 +755,21 @@ def _check_unlock_limits(grant: Grant, ip: str) -> None:
     enforce_limits([(UNLOCK_FAILURES_PER_GRANT, grant.token), (UNLOCK_FAILURES_PER_IP, ip)])
 
 
+def count_proof_failure(model: type, pk: int) -> int | None:
+    """Count one more consecutive wrong proof of a grant or an envelope link.
+
+    Returns the new count when this failure locked it (exactly one failure does, however
+    many run at once: the increment and the lock are conditional updates), else None.
+    """
+    model.objects.filter(pk=pk).update(failed_attempts=F("failed_attempts") + 1)
+    locked = model.objects.filter(
+        pk=pk, locked_at__isnull=True, failed_attempts__gte=PROOF_FAILURES_BEFORE_LOCK
+    ).update(locked_at=clock.now())
+    if not locked:
+        return None
+    return model.objects.filter(pk=pk).values_list("failed_attempts", flat=True).first()
+
+
 def _verification_failed(
     grant: Grant, ip: str, request: HttpRequest | None, reason: str, message: str
 ) -> ExchangeError:
@@ -751,6 +782,11 @@ def _verification_failed(
             request,
             details={"method": grant.verification, "reason": reason},
         )
+        failures = count_proof_failure(Grant, grant.pk)
+        if failures is not None:
+            _record_recipient(grant, "grant.locked", request, details={"failures": failures})
+    if failures is not None:
+        return locked_error()
     return ExchangeError(message, status=403, code="verification_failed")
 
 
@@ -858,15 +894,24 @@ def unlock(
     check_proof(grant, code=code, password_verifier=password_verifier, request=request)
     now = clock.now()
     with transaction.atomic():
-        # One conditional UPDATE: concurrent unlocks can never exceed the maximum.
+        # One conditional UPDATE: concurrent unlocks can never exceed the maximum. The
+        # right proof ends the run of consecutive failures.
         counted = Grant.objects.filter(
             pk=grant.pk,
             opens__lt=F("max_opens"),
             expires_at__gt=now,
             revoked_at__isnull=True,
             server_secret__isnull=False,
-        ).update(opens=F("opens") + 1, last_opened_at=now, downloads_until=now + DOWNLOAD_WINDOW)
+            locked_at__isnull=True,
+        ).update(
+            opens=F("opens") + 1,
+            last_opened_at=now,
+            downloads_until=now + DOWNLOAD_WINDOW,
+            failed_attempts=0,
+        )
         if not counted:
+            if Grant.objects.filter(pk=grant.pk, locked_at__isnull=False).exists():
+                raise locked_error()
             raise ExchangeError(
                 _("This message is no longer available. Ask the sender to send it again."),
                 status=410,
@@ -1114,6 +1159,35 @@ def delete_message(user: User, message: Message, *, request: HttpRequest | None 
             details={"reference": message.reference},
         )
     delete_blobs(message)
+
+
+def unlock_grant(
+    user: User, message: Message, grant_id: int, *, request: HttpRequest | None = None
+) -> Grant:
+    """The sender (or an administrator) unlocks a recipient's link that wrong proofs locked.
+
+    The recipient can then ask for a new code at once. `message` comes from
+    `message_for_sender`, which says who may.
+    """
+    grant = message.grants.filter(pk=grant_id).first()
+    if grant is None:
+        raise ExchangeError(_("No such recipient."), status=404, code="not_found")
+    with transaction.atomic():
+        unlocked = Grant.objects.filter(pk=grant.pk, locked_at__isnull=False).update(
+            locked_at=None, failed_attempts=0
+        )
+        if unlocked:
+            ratelimit.clear(UNLOCK_FAILURES_PER_GRANT, grant.token)
+            audit.record(
+                "grant.unlocked",
+                actor=user,
+                target=message,
+                request=request,
+                organisation=message.organisation,
+                details={"reference": message.reference, "recipient": grant.email},
+            )
+    grant.refresh_from_db()
+    return grant
 
 
 def delete_blobs(message: Message) -> None:

@@ -66,6 +66,22 @@ def delete_view(request, public_id):
     return render(request, "exchange/delete.html", {"message": message})
 
 
+@login_required
+@require_http_methods(["POST"])
+def unlock_grant_view(request, public_id, grant_id: int):
+    try:
+        message = services.message_for_sender(request.user, public_id)
+        grant = services.unlock_grant(request.user, message, grant_id, request=request)
+    except services.ExchangeError:
+        raise Http404 from None
+    messages.success(
+        request,
+        _("The link of %(email)s is unlocked: they can ask for a new code.")
+        % {"email": grant.email},
+    )
+    return redirect("history:message", public_id=message.public_id)
+
+
 @never_cache
 @ensure_csrf_cookie
 def open_view(request, token):
@@ -92,5 +108,6 @@ def open_view(request, token):
         language = grant.message.language
     with translation.override(language):
         if state != services.GrantState.OPEN:
-            return render(request, "exchange/open_gone.html", context, status=410)
+            status = 403 if state == services.GrantState.LOCKED else 410
+            return render(request, "exchange/open_gone.html", context, status=status)
         return render(request, "exchange/open.html", context)

@@ -249,17 +249,21 @@ def send_code(
     request: HttpRequest | None = None,
     channel: str = "sms",
     deliver: Callable[[str], None] | None = None,
+    fresh_tries: bool = False,
 ) -> SMSCode:
     """Send a new 6-digit code for `binding` to `phone`, within every sending limit.
 
     `deliver` sends the code another way (a recipient's email code) under the same
     rules; it is called inside the transaction, so a failure records nothing.
 
-    Earlier codes of the binding die; the failure count carries over. The returned row
-    tells whether delivery already failed (always known at once when tasks run inline).
+    Earlier codes of the binding die; the failure count carries over, unless
+    `fresh_tries`: then each code has its own tries, for a binding that lives longer than
+    one attempt (a recipient's link, which anyone who has its path can mistype) and whose
+    owner counts failures across codes itself. The returned row tells whether delivery
+    already failed (always known at once when tasks run inline).
     """
     previous = latest_code(binding)
-    failures = previous.failures if previous else 0
+    failures = previous.failures if previous and not fresh_tries else 0
     if failures >= MAX_CODE_FAILURES:
         raise TwoFactorError(code_exhausted_message(purpose), code="exhausted")
     wait = resend_wait(binding)
@@ -319,6 +323,10 @@ def send_code(
 def code_exhausted_message(purpose: str) -> str:
     if purpose == "phone":
         return _("This code was mistyped too many times. Enter your number again to get a new one.")
+    if purpose == "message":  # a recipient or an envelope submitter: no login to restart
+        return _(
+            "This code is no longer valid: it was mistyped too many times. Ask for a new code."
+        )
     return _("This code was mistyped too many times. Log in again to get a new one.")
 
 

@@ -144,6 +144,14 @@ class OrganisationForm(forms.ModelForm):
         else:
             del self.fields["audit_retention_days"]
 
+    def clean_name(self):
+        from sealbox.accounts.services import AccountError, check_organisation_name
+
+        try:
+            return check_organisation_name(self.cleaned_data.get("name", ""), exclude=self.instance)
+        except AccountError as error:
+            raise ValidationError(str(error)) from None
+
     def clean_logo(self):
         from sealbox.accounts.services import AccountError
         from sealbox.users.services import LOGO_MAX_BYTES, check_logo

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest
 from django.urls import reverse
@@ -791,6 +791,8 @@ def update_organisation(
 
     require_admin(actor)
     organisation = Organisation.objects.get(pk=actor.organisation_id)
+    if "name" in values:
+        values["name"] = accounts.check_organisation_name(values["name"], exclude=organisation)
     if "approved_email_domains" in values:
         values["approved_email_domains"] = clean_domains(values["approved_email_domains"])
     if values.get("accent_colour") and not COLOUR.match(values["accent_colour"]):
@@ -817,7 +819,18 @@ def update_organisation(
                 organisation.full_clean(exclude=["plan", "logo"])
             except ValidationError as error:
                 raise _refusal(error) from None
-            organisation.save()
+            try:
+                with transaction.atomic():
+                    organisation.save()
+            except IntegrityError:
+                # Another organisation took the name (in some letter case) since the check.
+                raise AccountError(
+                    _(
+                        "Another organisation already has this name (letter case aside). "
+                        "Choose another."
+                    ),
+                    field="name",
+                ) from None
             audit.record(
                 "organisation.updated",
                 organisation=organisation,

@@ -3,22 +3,23 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 
 from sealbox.accounts import services
-from sealbox.accounts.models import Organisation, Plan
+from sealbox.accounts.models import Plan
 
 
 class Command(BaseCommand):
     help = "Show or change an organisation's licence: plan, seats, renewal date."
 
     def add_arguments(self, parser):
-        parser.add_argument("organisation")
+        parser.add_argument("organisation", help="the organisation's id, slug or name")
         parser.add_argument("--plan")
         parser.add_argument("--seats", type=int)
         parser.add_argument("--renewal", help="renewal date, YYYY-MM-DD")
 
     def handle(self, *args, organisation, plan=None, seats=None, renewal=None, **options):
-        org = Organisation.objects.filter(name__iexact=organisation).first()
-        if org is None:
-            raise CommandError(f"no organisation named {organisation!r}")
+        try:
+            org = services.find_organisation(organisation)
+        except services.AccountError as error:
+            raise CommandError(str(error)) from None
         new_plan = None
         if plan:
             new_plan = Plan.objects.filter(name__iexact=plan).first()
