@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0006_organisation_manager'),
+        ('accounts', '0008_organisation_slug_unique_name_ci'),
     ]
 
     operations = [
