@@ -138,20 +138,41 @@ def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+def _quota_reached(limit: int) -> ExchangeError:
+    return ExchangeError(
+        _(
+            "Your organisation has sent its %(limit)d messages for this month. "
+            "Ask your administrator about a larger plan."
+        )
+        % {"limit": limit},
+        status=403,
+        code="quota",
+    )
+
+
 def check_monthly_quota(organisation: Organisation) -> None:
+    """Refuse early when the month's messages are used up (before anything is uploaded).
+    Counts nothing: `hold_monthly_quota`, at finalise, is the check that holds."""
     limit = organisation.plan.messages_per_month
     if limit is None:
         return
     if count_sent_since(organisation, month_start(clock.now())) >= limit:
-        raise ExchangeError(
-            _(
-                "Your organisation has sent its %(limit)d messages for this month. "
-                "Ask your administrator about a larger plan."
-            )
-            % {"limit": limit},
-            status=403,
-            code="quota",
-        )
+        raise _quota_reached(limit)
+
+
+def hold_monthly_quota(organisation: Organisation) -> None:
+    """In the transaction that has just marked a message sent: count the month's messages
+    under the organisation's lock, this one included, and refuse past the plan's limit.
+
+    Parallel finalises take turns on the lock, and each counts the messages the others
+    committed, so they can never send more than the plan allows.
+    """
+    limit = organisation.plan.messages_per_month
+    if limit is None:
+        return
+    ratelimit.lock("monthly-quota", str(organisation.pk))
+    if count_sent_since(organisation, month_start(clock.now())) > limit:
+        raise _quota_reached(limit)
 
 
 def latest_expiry(organisation: Organisation, now: datetime) -> datetime:
@@ -565,6 +586,7 @@ def finalise(
     check_monthly_quota(message.organisation)
     with transaction.atomic():
         mark_sent(message)
+        hold_monthly_quota(message.organisation)
         audit.record(
             "message.sent",
             actor=sender,
@@ -643,9 +665,16 @@ def _links_by_grant(message: Message, notifications: list[Notification]) -> dict
 
 
 def mark_sent(message: Message) -> None:
+    """Draft → sent, as one conditional UPDATE: of parallel finalises of one draft exactly
+    one wins (and goes on to record and deliver); the others are refused with 409."""
+    now = clock.now()
+    won = Message.objects.filter(pk=message.pk, state=MessageState.DRAFT).update(
+        state=MessageState.SENT, sent_at=now
+    )
+    if not won:
+        raise ExchangeError(_("This message is already sent."), status=409, code="sent")
     message.state = MessageState.SENT
-    message.sent_at = clock.now()
-    message.save(update_fields=["state", "sent_at"])
+    message.sent_at = now
 
 
 def deliver_links(
@@ -721,36 +750,49 @@ def ensure_open(grant: Grant) -> None:
         )
 
 
+def _throttled(decision: ratelimit.Decision) -> ExchangeError:
+    return ExchangeError(
+        _("Too many failed attempts. Try again in %(n)d minutes.")
+        % {"n": decision.retry_after_minutes},
+        status=429,
+        code="throttled",
+        retry_after=decision.retry_after,
+    )
+
+
 def enforce_limits(checks: list[tuple[Rule, str]]) -> None:
-    """Refuse (429) while any of these failure counters is full."""
+    """Refuse (429) while any of these failure counters is full. Counts nothing: for
+    requests that guess nothing; a proof reserves its try with `reserve_limits`."""
     for rule, key in checks:
         decision = ratelimit.check(rule, key)
         if not decision.allowed:
-            raise ExchangeError(
-                _("Too many failed attempts. Try again in %(n)d minutes.")
-                % {"n": decision.retry_after_minutes},
-                status=429,
-                code="throttled",
-                retry_after=decision.retry_after,
-            )
+            raise _throttled(decision)
 
 
-def _check_unlock_limits(grant: Grant, ip: str) -> None:
-    enforce_limits([(UNLOCK_FAILURES_PER_GRANT, grant.token), (UNLOCK_FAILURES_PER_IP, ip)])
+def reserve_limits(checks: list[tuple[Rule, str]]) -> ratelimit.Decision:
+    """Count this attempt under every failure counter before its proof is checked, or
+    refuse (429) if one is full: parallel guesses cannot exceed the limits. The caller
+    releases the reservation when the proof was right."""
+    decision = ratelimit.reserve(checks)
+    if not decision.allowed:
+        raise _throttled(decision)
+    return decision
+
+
+def _unlock_limits(grant: Grant, ip: str) -> list[tuple[Rule, str]]:
+    return [(UNLOCK_FAILURES_PER_GRANT, grant.token), (UNLOCK_FAILURES_PER_IP, ip)]
 
 
 def _verification_failed(
-    grant: Grant, ip: str, request: HttpRequest | None, reason: str, message: str
+    grant: Grant, request: HttpRequest | None, reason: str, message: str
 ) -> ExchangeError:
-    with transaction.atomic():
-        ratelimit.hit(UNLOCK_FAILURES_PER_GRANT, grant.token)
-        ratelimit.hit(UNLOCK_FAILURES_PER_IP, ip)
-        _record_recipient(
-            grant,
-            "grant.verification_failed",
-            request,
-            details={"method": grant.verification, "reason": reason},
-        )
+    """The reserved try was a failure: record it (the try stays counted)."""
+    _record_recipient(
+        grant,
+        "grant.verification_failed",
+        request,
+        details={"method": grant.verification, "reason": reason},
+    )
     return ExchangeError(message, status=403, code="verification_failed")
 
 
@@ -803,9 +845,10 @@ def check_proof(
     from sealbox.exchange import codes
 
     ip = (client_ip(request) if request else None) or "unknown"
-    _check_unlock_limits(grant, ip)
     method = grant.verification
     if method == Verification.ACCOUNT:
+        # The owner's session is the proof: nothing to guess, nothing to count.
+        enforce_limits(_unlock_limits(grant, ip))
         user = getattr(request, "user", None)
         if sealed_for_someone_else(grant, user):
             raise ExchangeError(_("No such message."), status=404, code="not_found")
@@ -814,12 +857,13 @@ def check_proof(
                 _("Log in as the sender to open this copy."), status=403, code="login_required"
             )
         return
+    reservation = reserve_limits(_unlock_limits(grant, ip))
     if method == Verification.OPENING_CODE:
         expected = grant.opening_code_hash
         given = proof_hash(grant.token, "opening", normalise_opening_code(code or ""))
         if not code or not hmac.compare_digest(expected, given):
             raise _verification_failed(
-                grant, ip, request, "wrong opening code", _("This opening code is not correct.")
+                grant, request, "wrong opening code", _("This opening code is not correct.")
             )
     elif method == Verification.PASSWORD:
         if not password_verifier or not hmac.compare_digest(
@@ -827,12 +871,13 @@ def check_proof(
             proof_hash(grant.token, "password", password_verifier),
         ):
             raise _verification_failed(
-                grant, ip, request, "wrong password", _("This password is not correct.")
+                grant, request, "wrong password", _("This password is not correct.")
             )
     else:
         ok, error = codes.check(grant, code or "")
         if not ok:
-            raise _verification_failed(grant, ip, request, "wrong code", error)
+            raise _verification_failed(grant, request, "wrong code", error)
+    reservation.release()  # a right proof is not a failure
 
 
 @dataclass(frozen=True)
@@ -1037,17 +1082,17 @@ def create_reply(
         raise ExchangeError(
             _("The sender allows replies without files."), status=413, field="files"
         )
-    decision = ratelimit.check(REPLIES_PER_GRANT, grant.token)
-    if not decision.allowed:
-        raise ExchangeError(
-            _("Too many replies. Try again in %(n)d minutes.")
-            % {"n": decision.retry_after_minutes},
-            status=429,
-            code="throttled",
-            retry_after=decision.retry_after,
-        )
     with transaction.atomic():
-        ratelimit.hit(REPLIES_PER_GRANT, grant.token)
+        # Counted in the draft's transaction: a refused or invalid draft counts nothing.
+        decision = ratelimit.reserve([(REPLIES_PER_GRANT, grant.token)])
+        if not decision.allowed:
+            raise ExchangeError(
+                _("Too many replies. Try again in %(n)d minutes.")
+                % {"n": decision.retry_after_minutes},
+                status=429,
+                code="throttled",
+                retry_after=decision.retry_after,
+            )
         return create_sealed_draft(
             parent.sender,
             kind=MessageKind.REPLY,
