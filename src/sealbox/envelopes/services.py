@@ -38,7 +38,8 @@ from sealbox.exchange.services import (
     ExchangeError,
     Notification,
     RecipientSpec,
-    reserve_limits,
+    check_within_limits,
+    enforce_limits,
 )
 from sealbox.formats import human_size
 from sealbox.http import client_ip
@@ -460,15 +461,19 @@ def start(
     """Check the submitter's proof; return the token that lets them submit for a while."""
     ensure_link_open(link)
     ip = (client_ip(request) if request else None) or "unknown"
-    # The try counts as a failure before the proof is checked; given back if right.
-    reservation = reserve_limits(
-        [(START_FAILURES_PER_LINK, link.token), (START_FAILURES_PER_IP, ip)]
-    )
-    error = _proof_error(link, code, password)
-    if error:
-        _record_submitter(link, "envelope.verification_failed", request)
-        raise ExchangeError(error, status=403, code="verification_failed")
-    reservation.release()
+    limits = [(START_FAILURES_PER_LINK, link.token), (START_FAILURES_PER_IP, ip)]
+    if link.verification == EnvelopeVerification.NONE:
+        # Nothing to guess (a public link's many submitters): nothing to count.
+        enforce_limits(limits)
+    else:
+        error = check_within_limits(
+            limits,
+            lambda: _proof_error(link, code, password) or None,
+            lambda _error: _record_submitter(link, "envelope.verification_failed", request),
+            slow=link.verification == EnvelopeVerification.PASSWORD,  # Argon2
+        )
+        if error:
+            raise ExchangeError(error, status=403, code="verification_failed")
     with transaction.atomic():
         first = EnvelopeLink.objects.filter(pk=link.pk, first_opened_at__isnull=True).update(
             first_opened_at=clock.now()

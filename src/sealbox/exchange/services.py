@@ -6,12 +6,14 @@ atomically, and wipes what it holds when a grant dies (cryptographic erasure).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.core import signing
@@ -57,6 +59,8 @@ UNLOCK_FAILURES_PER_GRANT = Rule("unlock-grant", 10, timedelta(hours=1))
 UNLOCK_FAILURES_PER_IP = Rule("unlock-ip", 20, timedelta(hours=1))
 OPENING_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U
 OPENING_CODE_LENGTH = 8
+
+T = TypeVar("T")
 
 
 class ExchangeError(Exception):
@@ -770,30 +774,42 @@ def enforce_limits(checks: list[tuple[Rule, str]]) -> None:
 
 
 def reserve_limits(checks: list[tuple[Rule, str]]) -> ratelimit.Decision:
-    """Count this attempt under every failure counter before its proof is checked, or
-    refuse (429) if one is full: parallel guesses cannot exceed the limits. The caller
-    releases the reservation when the proof was right."""
+    """Count this attempt under every failure counter, or refuse (429) if one is full."""
     decision = ratelimit.reserve(checks)
     if not decision.allowed:
         raise _throttled(decision)
     return decision
 
 
+def check_within_limits(
+    checks: list[tuple[Rule, str]],
+    check: Callable[[], T | None],
+    record_failure: Callable[[T], None],
+    *,
+    slow: bool = False,
+) -> T | None:
+    """Run `check` (None when the proof is right, else what is wrong) as one counted try
+    under these failure counters; refuse (429) when one is full.
+
+    The try is counted before the proof is checked and given back if it was right, so
+    parallel guesses can never be checked more often than the limits allow. A quick
+    check (an HMAC, a code row) runs while the counters' locks are held, with the
+    failure recorded in the same transaction: parallel tries take turns, and right
+    proofs leave nothing behind. A `slow` one (Argon2) runs after its try is committed,
+    so that it does not hold the locks (SQLite's write lock) while it works.
+    """
+    with contextlib.nullcontext() if slow else transaction.atomic():
+        reservation = reserve_limits(checks)
+        failure = check()
+        if failure is None:
+            reservation.release()
+        else:
+            record_failure(failure)
+    return failure
+
+
 def _unlock_limits(grant: Grant, ip: str) -> list[tuple[Rule, str]]:
     return [(UNLOCK_FAILURES_PER_GRANT, grant.token), (UNLOCK_FAILURES_PER_IP, ip)]
-
-
-def _verification_failed(
-    grant: Grant, request: HttpRequest | None, reason: str, message: str
-) -> ExchangeError:
-    """The reserved try was a failure: record it (the try stays counted)."""
-    _record_recipient(
-        grant,
-        "grant.verification_failed",
-        request,
-        details={"method": grant.verification, "reason": reason},
-    )
-    return ExchangeError(message, status=403, code="verification_failed")
 
 
 def _record_recipient(
@@ -857,27 +873,36 @@ def check_proof(
                 _("Log in as the sender to open this copy."), status=403, code="login_required"
             )
         return
-    reservation = reserve_limits(_unlock_limits(grant, ip))
-    if method == Verification.OPENING_CODE:
-        expected = grant.opening_code_hash
-        given = proof_hash(grant.token, "opening", normalise_opening_code(code or ""))
-        if not code or not hmac.compare_digest(expected, given):
-            raise _verification_failed(
-                grant, request, "wrong opening code", _("This opening code is not correct.")
-            )
-    elif method == Verification.PASSWORD:
-        if not password_verifier or not hmac.compare_digest(
-            grant.password_verifier_hash,
-            proof_hash(grant.token, "password", password_verifier),
-        ):
-            raise _verification_failed(
-                grant, request, "wrong password", _("This password is not correct.")
-            )
-    else:
-        ok, error = codes.check(grant, code or "")
-        if not ok:
-            raise _verification_failed(grant, request, "wrong code", error)
-    reservation.release()  # a right proof is not a failure
+
+    def wrong() -> tuple[str, str] | None:
+        """(reason for the audit log, message for the person), or None if right."""
+        if method == Verification.OPENING_CODE:
+            given = proof_hash(grant.token, "opening", normalise_opening_code(code or ""))
+            if not code or not hmac.compare_digest(grant.opening_code_hash, given):
+                return "wrong opening code", _("This opening code is not correct.")
+        elif method == Verification.PASSWORD:
+            given = proof_hash(grant.token, "password", password_verifier or b"")
+            if not password_verifier or not hmac.compare_digest(
+                grant.password_verifier_hash, given
+            ):
+                return "wrong password", _("This password is not correct.")
+        else:
+            ok, error = codes.check(grant, code or "")
+            if not ok:
+                return "wrong code", error
+        return None
+
+    def record(failure: tuple[str, str]) -> None:
+        _record_recipient(
+            grant,
+            "grant.verification_failed",
+            request,
+            details={"method": method, "reason": failure[0]},
+        )
+
+    failure = check_within_limits(_unlock_limits(grant, ip), wrong, record)
+    if failure is not None:
+        raise ExchangeError(failure[1], status=403, code="verification_failed")
 
 
 @dataclass(frozen=True)
