@@ -1,7 +1,7 @@
 """Settings for the test suite: the product's settings, with a private data folder.
 
 Set SEALBOX_TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run the
-whole suite on PostgreSQL; SQLite is used otherwise.
+whole suite on PostgreSQL; SQLite (a file in the private data folder) is used otherwise.
 """
 
 import os
@@ -32,6 +32,11 @@ from sealbox.settings import PASSWORD_HASHERS as PRODUCTION_PASSWORD_HASHERS  # 
 # One test database per run, so runs side by side on one server never collide.
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": f"test_sealbox_{os.getpid()}"}  # noqa: F405
+else:
+    # A file, as the embedded default uses, rather than Django's in-memory database:
+    # threaded tests (parallel requests, each on its own connection) need real SQLite
+    # locking, which an in-memory shared cache does not have.
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(_DATA_DIR, "test.sqlite3")}  # noqa: F405
 
 # Tasks run at once, in the request that queued them.
 TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}

@@ -304,6 +304,16 @@ def change_password(request: HttpRequest, user: User, new_password: str) -> None
     update_session_auth_hash(request, user)
 
 
+def reserve_password_reset(email: str, ip: str) -> bool:
+    """Count one reset request by address and by IP, or refuse it (False) at the limit.
+
+    Reserved before the email is sent, so parallel requests cannot send more.
+    """
+    return ratelimit.reserve(
+        [(RESET_REQUESTS_PER_EMAIL, normalize_email(email)), (RESET_REQUESTS_PER_IP, ip)]
+    ).allowed
+
+
 def record_password_reset_requested(request: HttpRequest, email: str) -> None:
     user = User.objects.filter(email=normalize_email(email), is_active=True).first()
     if user is None:
@@ -400,17 +410,26 @@ def login_delay(failures: list) -> int:
     return max(0, int(wait - elapsed + 0.999))
 
 
-def login_throttle(email: str, ip: str | None) -> Decision:
-    """Whether an attempt may be checked at all: limits by account and by address.
-
-    Unknown addresses are throttled exactly like real accounts, so the answers never
-    tell which accounts exist.
-    """
+def _login_limits(email: str, ip: str | None) -> list[tuple[Rule, str]]:
     checks = [(LOGIN_FAILURES_PER_ACCOUNT, normalize_email(email))]
     if ip:
         checks.append((LOGIN_FAILURES_PER_IP, ip))
+    return checks
+
+
+def _login_wait(rule: Rule, failures: list) -> int:
+    return login_delay(failures)
+
+
+def login_throttle(email: str, ip: str | None) -> Decision:
+    """Whether an attempt would be checked now: limits by account and by address.
+
+    Only a preview: `check_password` reserves the attempt, which is the check that
+    counts. Unknown addresses are throttled exactly like real accounts, so the answers
+    never tell which accounts exist.
+    """
     retry_after = 0
-    for rule, key in checks:
+    for rule, key in _login_limits(email, ip):
         decision = ratelimit.check(rule, key)
         if not decision.allowed:
             retry_after = max(retry_after, decision.retry_after)
@@ -426,18 +445,20 @@ class LoginResult:
 
 
 def check_password(request: HttpRequest, email: str, password: str) -> LoginResult:
-    """The password step: rate limits, then the password; every failure is recorded."""
+    """The password step: rate limits, then the password; every failure is recorded.
+
+    The attempt is counted as a failure before the password is checked (and given back
+    if it was right), so parallel attempts can never check more passwords than the
+    limits and delays allow.
+    """
     ip = client_ip(request)
     email = normalize_email(email)
-    decision = login_throttle(email, ip)
-    if not decision.allowed:
-        return LoginResult(None, decision)
+    reservation = ratelimit.reserve(_login_limits(email, ip), wait=_login_wait)
+    if not reservation.allowed:
+        return LoginResult(None, reservation)
     user = authenticate(request, username=email, password=password)
     if user is None:
         with transaction.atomic():
-            ratelimit.hit(LOGIN_FAILURES_PER_ACCOUNT, email)
-            if ip:
-                ratelimit.hit(LOGIN_FAILURES_PER_IP, ip)
             known = User.objects.filter(email=email).first()
             if known is not None:
                 audit.record(
@@ -456,6 +477,7 @@ def check_password(request: HttpRequest, email: str, password: str) -> LoginResu
                     details={"reason": "unknown account"},
                 )
         return LoginResult(None)
+    reservation.release()
     return LoginResult(user)
 
 

@@ -19,7 +19,6 @@ from django.views.generic.edit import FormView
 
 from sealbox.accounts import forms, services
 from sealbox.http import client_ip
-from sealbox.ratelimit import services as ratelimit
 from sealbox.twofactor import services as twofactor
 from sealbox.twofactor import views as twofactor_views
 from sealbox.twofactor.decorators import reauth_required
@@ -312,14 +311,9 @@ class PasswordResetView(auth_views.PasswordResetView):
     def form_valid(self, form):
         email = form.cleaned_data["email"]
         ip = client_ip(self.request) or "unknown"
-        if not (
-            ratelimit.check(services.RESET_REQUESTS_PER_EMAIL, email).allowed
-            and ratelimit.check(services.RESET_REQUESTS_PER_IP, ip).allowed
-        ):
+        if not services.reserve_password_reset(email, ip):
             # Same answer as a successful request: it reveals nothing about the account.
             return redirect(self.success_url)
-        ratelimit.hit(services.RESET_REQUESTS_PER_EMAIL, email)
-        ratelimit.hit(services.RESET_REQUESTS_PER_IP, ip)
         services.record_password_reset_requested(self.request, email)
         return super().form_valid(form)
 

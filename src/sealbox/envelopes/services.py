@@ -38,6 +38,7 @@ from sealbox.exchange.services import (
     ExchangeError,
     Notification,
     RecipientSpec,
+    check_within_limits,
     enforce_limits,
 )
 from sealbox.formats import human_size
@@ -456,10 +457,6 @@ def send_code(link: EnvelopeLink, request: HttpRequest | None = None):
     )
 
 
-def _check_start_limits(link: EnvelopeLink, ip: str) -> None:
-    enforce_limits([(START_FAILURES_PER_LINK, link.token), (START_FAILURES_PER_IP, ip)])
-
-
 def _proof_error(link: EnvelopeLink, code: str, password: str) -> str:
     """What is wrong with the submitter's proof ("" when it is right)."""
     from sealbox.twofactor import services as codes
@@ -503,19 +500,30 @@ def start(
     """Check the submitter's proof; return the token that lets them submit for a while."""
     ensure_link_open(link)
     ip = (client_ip(request) if request else None) or "unknown"
-    _check_start_limits(link, ip)
-    error = _proof_error(link, code, password)
-    if error:
-        with transaction.atomic():
-            ratelimit.hit(START_FAILURES_PER_LINK, link.token)
-            ratelimit.hit(START_FAILURES_PER_IP, ip)
+    limits = [(START_FAILURES_PER_LINK, link.token), (START_FAILURES_PER_IP, ip)]
+    if link.verification == EnvelopeVerification.NONE:
+        # Nothing to guess (a public link's many submitters): nothing to count.
+        enforce_limits(limits)
+    else:
+        locked: list[int] = []
+
+        def record(_error: str) -> None:
             _record_submitter(link, "envelope.verification_failed", request)
             failures = exchange.count_proof_failure(EnvelopeLink, link.pk)
             if failures is not None:
+                locked.append(failures)
                 _record_submitter(link, "envelope.link_locked", request, failures=failures)
-        if failures is not None:
+
+        error = check_within_limits(
+            limits,
+            lambda: _proof_error(link, code, password) or None,
+            record,
+            slow=link.verification == EnvelopeVerification.PASSWORD,  # Argon2
+        )
+        if locked:
             raise locked_error()
-        raise ExchangeError(error, status=403, code="verification_failed")
+        if error:
+            raise ExchangeError(error, status=403, code="verification_failed")
     with transaction.atomic():
         # The right proof ends the run of consecutive failures.
         EnvelopeLink.objects.filter(pk=link.pk).update(failed_attempts=0)
@@ -554,18 +562,23 @@ def ip_rule(envelope: Envelope) -> Rule:
     return Rule("envelope-submit-ip", envelope.per_ip_hourly, timedelta(hours=1))
 
 
+def _too_many_submissions(decision: ratelimit.Decision) -> ExchangeError:
+    return ExchangeError(
+        _("Too many submissions from your network. Try again in %(n)d minutes.")
+        % {"n": decision.retry_after_minutes},
+        status=429,
+        code="throttled",
+        retry_after=decision.retry_after,
+    )
+
+
 def _check_ip_limit(link: EnvelopeLink, ip: str) -> None:
+    """Refuse early, before anything is uploaded; the submission is counted at finalise."""
     if not link.envelope.public:
         return
     decision = ratelimit.check(ip_rule(link.envelope), f"{link.envelope.pk}:{ip}")
     if not decision.allowed:
-        raise ExchangeError(
-            _("Too many submissions from your network. Try again in %(n)d minutes.")
-            % {"n": decision.retry_after_minutes},
-            status=429,
-            code="throttled",
-            retry_after=decision.retry_after,
-        )
+        raise _too_many_submissions(decision)
 
 
 @dataclass(frozen=True)
@@ -684,7 +697,11 @@ def finalise_submission(
                 code="used",
             )
         if link.envelope.public:
-            ratelimit.hit(ip_rule(link.envelope), f"{link.envelope.pk}:{ip}")
+            # Reserved in the submission's transaction: parallel finalises from one
+            # address take turns, and a refusal undoes the whole submission.
+            decision = ratelimit.reserve([(ip_rule(link.envelope), f"{link.envelope.pk}:{ip}")])
+            if not decision.allowed:
+                raise _too_many_submissions(decision)
         now = clock.now()
         Submission.objects.filter(pk=submission.pk).update(submitted_at=now)
         # "Reply expires" counts from the submission, not from the start of the upload.

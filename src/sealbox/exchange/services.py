@@ -6,12 +6,14 @@ atomically, and wipes what it holds when a grant dies (cryptographic erasure).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.core import signing
@@ -59,6 +61,8 @@ UNLOCK_FAILURES_PER_IP = Rule("unlock-ip", 20, timedelta(hours=1))
 PROOF_FAILURES_BEFORE_LOCK = 100
 OPENING_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U
 OPENING_CODE_LENGTH = 8
+
+T = TypeVar("T")
 
 
 class ExchangeError(Exception):
@@ -140,20 +144,41 @@ def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+def _quota_reached(limit: int) -> ExchangeError:
+    return ExchangeError(
+        _(
+            "Your organisation has sent its %(limit)d messages for this month. "
+            "Ask your administrator about a larger plan."
+        )
+        % {"limit": limit},
+        status=403,
+        code="quota",
+    )
+
+
 def check_monthly_quota(organisation: Organisation) -> None:
+    """Refuse early when the month's messages are used up (before anything is uploaded).
+    Counts nothing: `hold_monthly_quota`, at finalise, is the check that holds."""
     limit = organisation.plan.messages_per_month
     if limit is None:
         return
     if count_sent_since(organisation, month_start(clock.now())) >= limit:
-        raise ExchangeError(
-            _(
-                "Your organisation has sent its %(limit)d messages for this month. "
-                "Ask your administrator about a larger plan."
-            )
-            % {"limit": limit},
-            status=403,
-            code="quota",
-        )
+        raise _quota_reached(limit)
+
+
+def hold_monthly_quota(organisation: Organisation) -> None:
+    """In the transaction that has just marked a message sent: count the month's messages
+    under the organisation's lock, this one included, and refuse past the plan's limit.
+
+    Parallel finalises take turns on the lock, and each counts the messages the others
+    committed, so they can never send more than the plan allows.
+    """
+    limit = organisation.plan.messages_per_month
+    if limit is None:
+        return
+    ratelimit.lock("monthly-quota", str(organisation.pk))
+    if count_sent_since(organisation, month_start(clock.now())) > limit:
+        raise _quota_reached(limit)
 
 
 def latest_expiry(organisation: Organisation, now: datetime) -> datetime:
@@ -567,6 +592,7 @@ def finalise(
     check_monthly_quota(message.organisation)
     with transaction.atomic():
         mark_sent(message)
+        hold_monthly_quota(message.organisation)
         audit.record(
             "message.sent",
             actor=sender,
@@ -645,9 +671,16 @@ def _links_by_grant(message: Message, notifications: list[Notification]) -> dict
 
 
 def mark_sent(message: Message) -> None:
+    """Draft → sent, as one conditional UPDATE: of parallel finalises of one draft exactly
+    one wins (and goes on to record and deliver); the others are refused with 409."""
+    now = clock.now()
+    won = Message.objects.filter(pk=message.pk, state=MessageState.DRAFT).update(
+        state=MessageState.SENT, sent_at=now
+    )
+    if not won:
+        raise ExchangeError(_("This message is already sent."), status=409, code="sent")
     message.state = MessageState.SENT
-    message.sent_at = clock.now()
-    message.save(update_fields=["state", "sent_at"])
+    message.sent_at = now
 
 
 def deliver_links(
@@ -737,22 +770,31 @@ def ensure_open(grant: Grant) -> None:
         )
 
 
+def _throttled(decision: ratelimit.Decision) -> ExchangeError:
+    return ExchangeError(
+        _("Too many failed attempts. Try again in %(n)d minutes.")
+        % {"n": decision.retry_after_minutes},
+        status=429,
+        code="throttled",
+        retry_after=decision.retry_after,
+    )
+
+
 def enforce_limits(checks: list[tuple[Rule, str]]) -> None:
-    """Refuse (429) while any of these failure counters is full."""
+    """Refuse (429) while any of these failure counters is full. Counts nothing: for
+    requests that guess nothing; a proof reserves its try with `reserve_limits`."""
     for rule, key in checks:
         decision = ratelimit.check(rule, key)
         if not decision.allowed:
-            raise ExchangeError(
-                _("Too many failed attempts. Try again in %(n)d minutes.")
-                % {"n": decision.retry_after_minutes},
-                status=429,
-                code="throttled",
-                retry_after=decision.retry_after,
-            )
+            raise _throttled(decision)
 
 
-def _check_unlock_limits(grant: Grant, ip: str) -> None:
-    enforce_limits([(UNLOCK_FAILURES_PER_GRANT, grant.token), (UNLOCK_FAILURES_PER_IP, ip)])
+def reserve_limits(checks: list[tuple[Rule, str]]) -> ratelimit.Decision:
+    """Count this attempt under every failure counter, or refuse (429) if one is full."""
+    decision = ratelimit.reserve(checks)
+    if not decision.allowed:
+        raise _throttled(decision)
+    return decision
 
 
 def count_proof_failure(model: type, pk: int) -> int | None:
@@ -770,24 +812,35 @@ def count_proof_failure(model: type, pk: int) -> int | None:
     return model.objects.filter(pk=pk).values_list("failed_attempts", flat=True).first()
 
 
-def _verification_failed(
-    grant: Grant, ip: str, request: HttpRequest | None, reason: str, message: str
-) -> ExchangeError:
-    with transaction.atomic():
-        ratelimit.hit(UNLOCK_FAILURES_PER_GRANT, grant.token)
-        ratelimit.hit(UNLOCK_FAILURES_PER_IP, ip)
-        _record_recipient(
-            grant,
-            "grant.verification_failed",
-            request,
-            details={"method": grant.verification, "reason": reason},
-        )
-        failures = count_proof_failure(Grant, grant.pk)
-        if failures is not None:
-            _record_recipient(grant, "grant.locked", request, details={"failures": failures})
-    if failures is not None:
-        return locked_error()
-    return ExchangeError(message, status=403, code="verification_failed")
+def check_within_limits(
+    checks: list[tuple[Rule, str]],
+    check: Callable[[], T | None],
+    record_failure: Callable[[T], None],
+    *,
+    slow: bool = False,
+) -> T | None:
+    """Run `check` (None when the proof is right, else what is wrong) as one counted try
+    under these failure counters; refuse (429) when one is full.
+
+    The try is counted before the proof is checked and given back if it was right, so
+    parallel guesses can never be checked more often than the limits allow. A quick
+    check (an HMAC, a code row) runs while the counters' locks are held, with the
+    failure recorded in the same transaction: parallel tries take turns, and right
+    proofs leave nothing behind. A `slow` one (Argon2) runs after its try is committed,
+    so that it does not hold the locks (SQLite's write lock) while it works.
+    """
+    with contextlib.nullcontext() if slow else transaction.atomic():
+        reservation = reserve_limits(checks)
+        failure = check()
+        if failure is None:
+            reservation.release()
+        else:
+            record_failure(failure)
+    return failure
+
+
+def _unlock_limits(grant: Grant, ip: str) -> list[tuple[Rule, str]]:
+    return [(UNLOCK_FAILURES_PER_GRANT, grant.token), (UNLOCK_FAILURES_PER_IP, ip)]
 
 
 def _record_recipient(
@@ -839,9 +892,10 @@ def check_proof(
     from sealbox.exchange import codes
 
     ip = (client_ip(request) if request else None) or "unknown"
-    _check_unlock_limits(grant, ip)
     method = grant.verification
     if method == Verification.ACCOUNT:
+        # The owner's session is the proof: nothing to guess, nothing to count.
+        enforce_limits(_unlock_limits(grant, ip))
         user = getattr(request, "user", None)
         if sealed_for_someone_else(grant, user):
             raise ExchangeError(_("No such message."), status=404, code="not_found")
@@ -850,25 +904,44 @@ def check_proof(
                 _("Log in as the sender to open this copy."), status=403, code="login_required"
             )
         return
-    if method == Verification.OPENING_CODE:
-        expected = grant.opening_code_hash
-        given = proof_hash(grant.token, "opening", normalise_opening_code(code or ""))
-        if not code or not hmac.compare_digest(expected, given):
-            raise _verification_failed(
-                grant, ip, request, "wrong opening code", _("This opening code is not correct.")
-            )
-    elif method == Verification.PASSWORD:
-        if not password_verifier or not hmac.compare_digest(
-            grant.password_verifier_hash,
-            proof_hash(grant.token, "password", password_verifier),
-        ):
-            raise _verification_failed(
-                grant, ip, request, "wrong password", _("This password is not correct.")
-            )
-    else:
-        ok, error = codes.check(grant, code or "")
-        if not ok:
-            raise _verification_failed(grant, ip, request, "wrong code", error)
+
+    def wrong() -> tuple[str, str] | None:
+        """(reason for the audit log, message for the person), or None if right."""
+        if method == Verification.OPENING_CODE:
+            given = proof_hash(grant.token, "opening", normalise_opening_code(code or ""))
+            if not code or not hmac.compare_digest(grant.opening_code_hash, given):
+                return "wrong opening code", _("This opening code is not correct.")
+        elif method == Verification.PASSWORD:
+            given = proof_hash(grant.token, "password", password_verifier or b"")
+            if not password_verifier or not hmac.compare_digest(
+                grant.password_verifier_hash, given
+            ):
+                return "wrong password", _("This password is not correct.")
+        else:
+            ok, error = codes.check(grant, code or "")
+            if not ok:
+                return "wrong code", error
+        return None
+
+    locked: list[int] = []
+
+    def record(failure: tuple[str, str]) -> None:
+        _record_recipient(
+            grant,
+            "grant.verification_failed",
+            request,
+            details={"method": method, "reason": failure[0]},
+        )
+        failures = count_proof_failure(Grant, grant.pk)
+        if failures is not None:
+            locked.append(failures)
+            _record_recipient(grant, "grant.locked", request, details={"failures": failures})
+
+    failure = check_within_limits(_unlock_limits(grant, ip), wrong, record)
+    if locked:
+        raise locked_error()
+    if failure is not None:
+        raise ExchangeError(failure[1], status=403, code="verification_failed")
 
 
 @dataclass(frozen=True)
@@ -1082,17 +1155,17 @@ def create_reply(
         raise ExchangeError(
             _("The sender allows replies without files."), status=413, field="files"
         )
-    decision = ratelimit.check(REPLIES_PER_GRANT, grant.token)
-    if not decision.allowed:
-        raise ExchangeError(
-            _("Too many replies. Try again in %(n)d minutes.")
-            % {"n": decision.retry_after_minutes},
-            status=429,
-            code="throttled",
-            retry_after=decision.retry_after,
-        )
     with transaction.atomic():
-        ratelimit.hit(REPLIES_PER_GRANT, grant.token)
+        # Counted in the draft's transaction: a refused or invalid draft counts nothing.
+        decision = ratelimit.reserve([(REPLIES_PER_GRANT, grant.token)])
+        if not decision.allowed:
+            raise ExchangeError(
+                _("Too many replies. Try again in %(n)d minutes.")
+                % {"n": decision.retry_after_minutes},
+                status=429,
+                code="throttled",
+                retry_after=decision.retry_after,
+            )
         return create_sealed_draft(
             parent.sender,
             kind=MessageKind.REPLY,

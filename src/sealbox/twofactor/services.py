@@ -59,6 +59,9 @@ CODE_DIGITS = 6
 CODE_LIFETIME = timedelta(minutes=10)
 MAX_CODE_FAILURES = 5  # wrong tries before a code (and its binding) dies
 RESEND_COOLDOWN = timedelta(seconds=60)
+# The cooldown is a limit like the others (one code per binding per 60 s), so it is
+# reserved with them: parallel requests cannot all find it over.
+SMS_PER_BINDING = Rule("sms-binding", 1, RESEND_COOLDOWN)
 SMS_PER_ACCOUNT = Rule("sms-account", 5, timedelta(hours=1))
 SMS_PER_IP = Rule("sms-ip", 20, timedelta(hours=1))
 LOCK_AFTER_FAILURES = 100  # consecutive failures of one factor
@@ -215,11 +218,7 @@ def binding_failures(binding: str) -> int:
 
 def resend_wait(binding: str) -> int:
     """Seconds before another code may be sent for this binding (0: now)."""
-    code = latest_delivered_code(binding)
-    if code is None:
-        return 0
-    remaining = (code.created_at + RESEND_COOLDOWN - clock.now()).total_seconds()
-    return max(0, int(remaining + 0.999))
+    return ratelimit.check(SMS_PER_BINDING, binding).retry_after
 
 
 def _too_many_sms(retry_after: int) -> TwoFactorError:
@@ -266,8 +265,16 @@ def send_code(
     failures = previous.failures if previous and not fresh_tries else 0
     if failures >= MAX_CODE_FAILURES:
         raise TwoFactorError(code_exhausted_message(purpose), code="exhausted")
-    wait = resend_wait(binding)
-    if wait:
+    # The hourly limits come first: when they refuse too, theirs is the real wait.
+    reservation = ratelimit.reserve(
+        [
+            (SMS_PER_ACCOUNT, account_key),
+            (SMS_PER_IP, ip or "unknown"),
+            (SMS_PER_BINDING, binding),
+        ]
+    )
+    if reservation.refused_by is SMS_PER_BINDING:
+        wait = reservation.retry_after
         raise TwoFactorError(
             ngettext(
                 "You can ask for a new code in %(n)d second.",
@@ -278,44 +285,51 @@ def send_code(
             code="cooldown",
             retry_after=wait,
         )
-    ip_key = ip or "unknown"
-    for rule, key in ((SMS_PER_ACCOUNT, account_key), (SMS_PER_IP, ip_key)):
-        decision = ratelimit.check(rule, key)
-        if not decision.allowed:
-            raise _too_many_sms(decision.retry_after)
+    if not reservation.allowed:
+        raise _too_many_sms(reservation.retry_after)
     code = new_code()
     now = clock.now()
-    with transaction.atomic():
-        SMSCode.objects.filter(binding=binding, expires_at__gt=now).update(expires_at=now)
-        row = SMSCode.objects.create(
-            binding=binding,
-            user=user,
-            phone=phone,
-            code_hash=hash_code(binding, code),
-            created_at=now,
-            expires_at=now + CODE_LIFETIME,
-            failures=failures,
-        )
-        ratelimit.hit(SMS_PER_ACCOUNT, account_key)
-        ratelimit.hit(SMS_PER_IP, ip_key)
-        audit.record(
-            "twofactor.code_sent",
-            organisation=organisation,
-            actor=user,
-            target=user,
-            request=request,
-            details={
-                "purpose": purpose,
-                "to": mask_phone(phone) if phone else "",
-                "channel": channel,
-            },
-        )
-        if deliver is not None:
-            deliver(code)
-            row.delivery = CodeDelivery.SENT
-            row.save(update_fields=["delivery"])
-        else:
-            sms_tasks.queue_sms(phone, sms_text(code, language), reference=f"smscode:{row.pk}")
+    try:
+        with transaction.atomic():
+            # Read again inside the write: a wrong try of the previous code that has just
+            # been counted carries over.
+            previous = (
+                SMSCode.objects.select_for_update()
+                .filter(binding=binding)
+                .order_by("-created_at", "-pk")
+                .first()
+            )
+            SMSCode.objects.filter(binding=binding, expires_at__gt=now).update(expires_at=now)
+            row = SMSCode.objects.create(
+                binding=binding,
+                user=user,
+                phone=phone,
+                code_hash=hash_code(binding, code),
+                created_at=now,
+                expires_at=now + CODE_LIFETIME,
+                failures=previous.failures if previous and not fresh_tries else 0,
+            )
+            audit.record(
+                "twofactor.code_sent",
+                organisation=organisation,
+                actor=user,
+                target=user,
+                request=request,
+                details={
+                    "purpose": purpose,
+                    "to": mask_phone(phone) if phone else "",
+                    "channel": channel,
+                },
+            )
+            if deliver is not None:
+                deliver(code)
+                row.delivery = CodeDelivery.SENT
+                row.save(update_fields=["delivery"])
+            else:
+                sms_tasks.queue_sms(phone, sms_text(code, language), reference=f"smscode:{row.pk}")
+    except BaseException:
+        reservation.release()  # nothing was sent: nothing counts
+        raise
     row.refresh_from_db()
     return row
 
@@ -382,6 +396,9 @@ def mark_delivery(reference: str, delivery: str, reason: str = "") -> None:
             return
         row.delivery = delivery
         row.save(update_fields=["delivery"])
+        if delivery == CodeDelivery.FAILED and latest_code(row.binding) == row:
+            # A code that never arrived does not hold the person back from another.
+            ratelimit.clear(SMS_PER_BINDING, row.binding)
         if delivery == CodeDelivery.FAILED:
             audit.record(
                 "twofactor.sms_failed",
@@ -493,26 +510,50 @@ def default_method(user: User) -> str:
     return candidates[0]
 
 
-def register_failure(user: User, factor: str, request: HttpRequest | None = None) -> bool:
-    """Count one more consecutive failure; lock the factor at the limit. True if locked."""
+def reserve_factor_try(user: User, factor: str) -> bool:
+    """Count a try of this factor as a failure before the code is checked.
+
+    False when the factor is locked, or when the tries in flight already reach the lock:
+    parallel guesses can never exceed the limit. A right code resets the count
+    (`register_success`); a try that does not count is given back.
+    """
+    FactorLock.objects.get_or_create(user=user, factor=factor)
+    return ratelimit.take(
+        FactorLock.objects.filter(user=user, factor=factor, locked_at__isnull=True),
+        "failures",
+        LOCK_AFTER_FAILURES,
+    )
+
+
+def release_factor_try(user: User, factor: str) -> None:
+    ratelimit.give_back(
+        FactorLock.objects.filter(user=user, factor=factor, locked_at__isnull=True), "failures"
+    )
+
+
+def confirm_factor_failure(user: User, factor: str, request: HttpRequest | None = None) -> bool:
+    """The reserved try was wrong: lock the factor if it was the last. True if locked."""
     with transaction.atomic():
-        FactorLock.objects.get_or_create(user=user, factor=factor)
-        lock = FactorLock.objects.select_for_update().get(user=user, factor=factor)
-        lock.failures += 1
-        newly_locked = lock.failures >= LOCK_AFTER_FAILURES and lock.locked_at is None
-        if newly_locked:
-            lock.locked_at = clock.now()
-        lock.save(update_fields=["failures", "locked_at"])
+        newly_locked = FactorLock.objects.filter(
+            user=user, factor=factor, locked_at__isnull=True, failures__gte=LOCK_AFTER_FAILURES
+        ).update(locked_at=clock.now())
         if newly_locked:
             audit.record(
                 "twofactor.locked",
                 actor=user,
                 target=user,
                 request=request,
-                details={"method": factor, "failures": lock.failures},
+                details={"method": factor, "failures": LOCK_AFTER_FAILURES},
             )
             _email(user, "factor_locked", {"method": Factor(factor).label})
-    return lock.locked_at is not None
+    return is_locked(user, factor)
+
+
+def register_failure(user: User, factor: str, request: HttpRequest | None = None) -> bool:
+    """Count one more consecutive failure; lock the factor at the limit. True if locked."""
+    if not reserve_factor_try(user, factor):
+        return True
+    return confirm_factor_failure(user, factor, request)
 
 
 def register_success(user: User, factor: str) -> None:
@@ -1058,9 +1099,16 @@ def _require_live(pending: PendingLogin) -> None:
 
 
 def _login_failed(
-    request: HttpRequest, pending: PendingLogin, method: str, reason: str, *, counts: bool
+    request: HttpRequest,
+    pending: PendingLogin,
+    method: str,
+    reason: str,
+    *,
+    counts: bool,
+    reserved: bool = True,
 ) -> bool:
-    """Record a failed second step; True if the factor is now locked."""
+    """Record a failed second step; True if the factor is now locked. `reserved`: a try
+    of the factor was reserved, which this failure confirms or gives back."""
     user = pending.user
     with transaction.atomic():
         audit.record(
@@ -1070,37 +1118,46 @@ def _login_failed(
             request=request,
             details={"method": method, "purpose": "login", "reason": reason},
         )
-        return register_failure(user, method, request) if counts else False
+        if reserved and counts:
+            return confirm_factor_failure(user, method, request)
+        if reserved:
+            release_factor_try(user, method)
+        return False
 
 
 def verify_login(request: HttpRequest, pending: PendingLogin, method: str, code: str) -> None:
-    """Check the second factor of a pending login and, if right, open the session."""
+    """Check the second factor of a pending login and, if right, open the session.
+
+    Every limit on the code (the factor's lock, the attempt's tries) is taken before the
+    code is checked, so parallel requests cannot check more codes than they allow.
+    """
     _require_live(pending)
     user = pending.user
     if method not in login_methods(user) or method == Factor.PASSKEY:
         raise TwoFactorError(_("This method is not available."), code="method")
-    if is_locked(user, method):
+    if not reserve_factor_try(user, method):
         raise TwoFactorError(locked_message(), code="locked")
     if method == Factor.SMS:
+        # The code itself counts its wrong tries (check_code, under the code's lock).
         result = check_code(pending.binding, code)
         if result is not CodeResult.OK:
             counts = result in (CodeResult.WRONG, CodeResult.WRONG_LAST_TRY)
             locked = _login_failed(request, pending, method, result.value, counts=counts)
             message = locked_message() if locked else code_result_message(result, "login")
             raise TwoFactorError(message, code=result.value)
-        finish_login(request, pending, method, sms_device(user))
+        _finish_reserved_login(request, pending, method, sms_device(user))
         return
     # Authenticator-app and recovery codes: the attempt itself allows 5 wrong tries.
-    pending.refresh_from_db(fields=["failures"])
-    if pending.failures >= MAX_CODE_FAILURES:
+    attempt = PendingLogin.objects.filter(pk=pending.pk)
+    if not ratelimit.take(attempt, "failures", MAX_CODE_FAILURES):
+        release_factor_try(user, method)
         raise TwoFactorError(code_exhausted_message("login"), code="exhausted")
     device, ok = _check_static_or_totp(user, method, code)
     if not ok:
-        PendingLogin.objects.filter(pk=pending.pk).update(failures=pending.failures + 1)
         locked = _login_failed(request, pending, method, "wrong", counts=True)
         if locked:
             raise TwoFactorError(locked_message(), code="locked")
-        if pending.failures + 1 >= MAX_CODE_FAILURES:
+        if attempt.filter(failures__gte=MAX_CODE_FAILURES).exists():
             raise TwoFactorError(code_exhausted_message("login"), code="exhausted")
         raise TwoFactorError(
             _("This code is not correct. Try again.")
@@ -1108,9 +1165,19 @@ def verify_login(request: HttpRequest, pending: PendingLogin, method: str, code:
             else _("This recovery code is not correct or was already used."),
             code="wrong",
         )
+    ratelimit.give_back(attempt, "failures")
     if method == Factor.RECOVERY:
         _recovery_code_used(request, user, device)
-    finish_login(request, pending, method, device)
+    _finish_reserved_login(request, pending, method, device)
+
+
+def _finish_reserved_login(request: HttpRequest, pending: PendingLogin, method: str, device):
+    try:
+        finish_login(request, pending, method, device)
+    except PendingLoginExpired:
+        # A right code for an attempt that ended meanwhile is no wrong guess.
+        release_factor_try(pending.user, method)
+        raise
 
 
 def _check_static_or_totp(user: User, method: str, code: str):
@@ -1193,7 +1260,9 @@ def passkey_login_complete(request: HttpRequest, pending: PendingLogin, data: di
                 user=pending.user, state=saved["state"], data=data
             )
     except Exception as error:
-        _login_failed(request, pending, Factor.PASSKEY, _plain_error(error), counts=False)
+        _login_failed(
+            request, pending, Factor.PASSKEY, _plain_error(error), counts=False, reserved=False
+        )
         raise TwoFactorError(
             _("The passkey could not be verified. Try again or use another method."),
             code="webauthn",
@@ -1227,7 +1296,8 @@ def reauthenticated_recently(request: HttpRequest) -> bool:
 def reauthenticate(request: HttpRequest, password: str) -> None:
     user = request.user
     key = f"user:{user.pk}"
-    decision = ratelimit.check(REAUTH_FAILURES, key)
+    # Reserved before the password is checked: parallel guesses cannot exceed the limit.
+    decision = ratelimit.reserve([(REAUTH_FAILURES, key)])
     if not decision.allowed:
         raise TwoFactorError(
             ngettext(
@@ -1240,9 +1310,7 @@ def reauthenticate(request: HttpRequest, password: str) -> None:
             retry_after=decision.retry_after,
         )
     if not user.check_password(password):
-        with transaction.atomic():
-            ratelimit.hit(REAUTH_FAILURES, key)
-            audit.record("twofactor.reauth_failed", actor=user, target=user, request=request)
+        audit.record("twofactor.reauth_failed", actor=user, target=user, request=request)
         raise TwoFactorError(_("Your password is not correct."), code="wrong")
     with transaction.atomic():
         ratelimit.clear(REAUTH_FAILURES, key)
