@@ -32,6 +32,15 @@ from sealbox.settings import PASSWORD_HASHERS as PRODUCTION_PASSWORD_HASHERS  # 
 # One test database per run, so runs side by side on one server never collide.
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": f"test_sealbox_{os.getpid()}"}  # noqa: F405
+else:
+    # A file, as the embedded default runs, not Django's shared in-memory database: threaded
+    # tests then get one connection each, queued by SQLite's write lock (IMMEDIATE
+    # transactions) exactly as concurrent requests are in production.
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(_DATA_DIR, "test.sqlite3")}  # noqa: F405
+    # A test run needs no durability: no fsync, so the file is as fast as memory.
+    DATABASES["default"]["OPTIONS"]["init_command"] = (  # noqa: F405
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
+    )
 
 # Tasks run at once, in the request that queued them.
 TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}

@@ -517,17 +517,32 @@ def store_chunk(blob: Blob, offset: int, length: int, source) -> Blob:
         raise ExchangeError(
             _("This chunk goes past the announced size of the file."), status=413, code="too_large"
         )
-    name = storage.chunk_name(blob.message.public_id, blob.public_id, blob.chunk_count)
+    name = storage.new_chunk_name(blob.message.public_id, blob.public_id, blob.chunk_count)
     try:
         stored_name = storage.write_chunk(name, source, length)
     except storage.ShortBody:
         raise ExchangeError(
             _("The upload was interrupted. Send this chunk again."), code="short_body"
         ) from None
+    try:
+        return _record_chunk(blob, offset, length, stored_name)
+    except BaseException:
+        # Not recorded: the object is this attempt's alone (its name is unique), and
+        # nothing will ever read it.
+        storage.discard(stored_name)
+        raise
+
+
+def _record_chunk(blob: Blob, offset: int, length: int, stored_name: str) -> Blob:
+    """Record the chunk just written, if the blob is still where this upload found it."""
     with transaction.atomic():
-        current = Blob.objects.select_for_update().get(pk=blob.pk)
+        current = (
+            Blob.objects.select_for_update().select_related("message").filter(pk=blob.pk).first()
+        )
+        if current is None or current.message.state != MessageState.DRAFT:
+            # Deleted, purged or sent while the body was arriving.
+            raise ExchangeError(_("This upload is no longer open."), status=409, code="sent")
         if current.stored != offset:
-            storage.delete(stored_name)
             raise ExchangeError(
                 _("Another upload of this file is running."), status=409, code="offset"
             )
@@ -614,6 +629,17 @@ def check_ready(message: Message, notifications: list[Notification] | None) -> d
             status=409,
             code="incomplete",
         )
+    lost = chunks_not_stored(message)
+    if lost:
+        raise ExchangeError(
+            _(
+                "%(n)d part(s) of the uploaded files are missing from storage. "
+                "Upload the message again."
+            )
+            % {"n": lost},
+            status=409,
+            code="chunk_missing",
+        )
     if (notifications is not None) != (message.delivery == Delivery.EMAIL):
         raise ExchangeError(
             _("Send needs each recipient's link; Create links sends no email."),
@@ -624,6 +650,22 @@ def check_ready(message: Message, notifications: list[Notification] | None) -> d
     if notifications is None:
         return {}
     return _links_by_grant(message, notifications)
+
+
+def chunks_not_stored(message: Message) -> int:
+    """How many recorded chunks are not in storage, whole, where the records say: a
+    message is only sent if every byte its recipients will download is there."""
+    lost = 0
+    for blob in message.blobs.all():
+        expected_offset = 0
+        for chunk in blob.chunks.order_by("index"):
+            in_place = chunk.offset == expected_offset
+            if not in_place or storage.stored_size(chunk.storage_name) != chunk.size:
+                lost += 1
+            expected_offset = chunk.offset + chunk.size
+        if expected_offset != blob.size:
+            lost += 1
+    return lost
 
 
 def _links_by_grant(message: Message, notifications: list[Notification]) -> dict[str, str]:
@@ -1120,12 +1162,39 @@ def delete_blobs(message: Message) -> None:
     names = list(
         BlobChunk.objects.filter(blob__message=message).values_list("storage_name", flat=True)
     )
-    for name in names:
-        storage.delete(name)
+    _delete_stored(message, names)
     with transaction.atomic():
         BlobChunk.objects.filter(blob__message=message).delete()
         Message.objects.filter(pk=message.pk).update(blobs_deleted_at=clock.now())
     message.blobs_deleted_at = clock.now()
+
+
+def _delete_stored(message: Message, names: list[str]) -> None:
+    for name in names:
+        storage.delete(name)
+    # And what no chunk row names: attempts that died between writing and recording, or
+    # that were still writing when the message stopped taking uploads.
+    for name in storage.names_under(storage.message_folder(message.public_id)):
+        storage.delete(name)
+
+
+def remove_draft(message: Message) -> bool:
+    """Delete a draft that was never sent, rows first: an upload still running then finds
+    no blob to record its chunk in and deletes its own object."""
+    with transaction.atomic():
+        draft = (
+            Message.objects.select_for_update()
+            .filter(pk=message.pk, state=MessageState.DRAFT)
+            .first()
+        )
+        if draft is None:
+            return False  # sent (or removed) meanwhile
+        names = list(
+            BlobChunk.objects.filter(blob__message=draft).values_list("storage_name", flat=True)
+        )
+        draft.delete()
+    _delete_stored(message, names)
+    return True
 
 
 @dataclass
@@ -1173,7 +1242,6 @@ def purge(now: datetime | None = None) -> PurgeReport:
         report.blobs_deleted += 1
     stale = Message.objects.filter(state=MessageState.DRAFT, created_at__lte=now - DRAFT_LIFETIME)
     for message in stale:
-        delete_blobs(message)
-        message.delete()
-        report.drafts_removed += 1
+        if remove_draft(message):
+            report.drafts_removed += 1
     return report
