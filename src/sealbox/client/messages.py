@@ -19,6 +19,7 @@ from typing import Protocol
 
 from sealbox.crypto import ece, grants, links
 from sealbox.crypto._b64 import b64url_decode, b64url_encode
+from sealbox.exchange.limits import MAX_MANIFEST_BYTES
 
 CHUNK_BYTES = 16 * 1024 * 1024  # the most the server takes in one request
 READ_BYTES = 1024 * 1024
@@ -154,6 +155,20 @@ def _stored(transport: Transport, message_id: str, blob_id: str) -> int:
     return next(b["stored"] for b in state["blobs"] if b["id"] == blob_id)
 
 
+def check_manifest_size(size: int) -> None:
+    """Refuse, before anything is uploaded, a manifest the server would refuse (413)."""
+    if size > MAX_MANIFEST_BYTES:
+        raise ClientError(
+            413,
+            {
+                "error": "too_large",
+                "field": "message",
+                "message": "The message is too long: its text and file names take "
+                f"{size:,} bytes once encrypted, at most {MAX_MANIFEST_BYTES // 1000} kB.",
+            },
+        )
+
+
 def send_message(
     transport: Transport,
     *,
@@ -176,6 +191,7 @@ def send_message(
         ],
     }
     manifest_ct = ece.encrypt(json.dumps(manifest).encode(), content_key)
+    check_manifest_size(len(manifest_ct))
     entries, secrets_by_token, email_by_token = [], {}, {}
     for recipient in recipients:
         entry, token, link_secret = _grant_payload(recipient, content_key)

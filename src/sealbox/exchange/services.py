@@ -26,6 +26,7 @@ from sealbox.audit import services as audit
 from sealbox.crypto import CryptoError, links
 from sealbox.crypto.grants import SERVER_SECRET_LENGTH, WRAPPED_KEY_LENGTH
 from sealbox.exchange import storage
+from sealbox.exchange.limits import MAX_MANIFEST_BYTES
 from sealbox.exchange.models import (
     Blob,
     BlobChunk,
@@ -47,7 +48,6 @@ RECORD_SIZE = 65536
 HEADER_SIZE = 21  # RFC 8188 header with an empty key id
 RECORD_OVERHEAD = 17  # tag and delimiter
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
-MAX_MANIFEST_BYTES = 8 * 1024 * 1024
 MAX_RECIPIENTS = 50
 MAX_FILES = 100
 MAX_OPENS = 99
@@ -243,8 +243,20 @@ def validate_blobs(organisation: Organisation, blobs: list[BlobSpec]) -> int:
     files = [b for b in blobs if b.kind == BlobKind.FILE]
     if len(manifests) != 1 or len(manifests) + len(files) != len(blobs):
         raise ExchangeError(_("A message has exactly one manifest and its files."))
-    if not 0 < manifests[0].size <= MAX_MANIFEST_BYTES:
-        raise ExchangeError(_("The message text is too long."), field="message")
+    manifest_size = manifests[0].size
+    if manifest_size <= 0:
+        raise ExchangeError(_("A file is too small to be a valid encrypted payload."))
+    if manifest_size > MAX_MANIFEST_BYTES:
+        raise ExchangeError(
+            _(
+                "The message is too long: its text and file names take %(size)s once "
+                "encrypted, at most %(limit)s."
+            )
+            % {"size": human_size(manifest_size), "limit": human_size(MAX_MANIFEST_BYTES)},
+            status=413,
+            code="too_large",
+            field="message",
+        )
     if len(files) > MAX_FILES:
         raise ExchangeError(_("Attach at most %(n)d files.") % {"n": MAX_FILES}, field="files")
     refs = [b.file_ref for b in files]
