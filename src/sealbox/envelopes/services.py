@@ -316,21 +316,55 @@ def envelope_state(envelope: Envelope, now: datetime | None = None) -> str:
     return LinkState.OPEN
 
 
-def close_envelope(user: User, envelope: Envelope, *, request: HttpRequest | None = None) -> None:
-    """Close before expiry: every link of the envelope dies at once."""
-    if envelope.state == EnvelopeState.CLOSED:
-        return
+class CloseReason:
+    """Why an envelope was closed (the `reason` of its envelope.closed event)."""
+
+    OWNER = "closed_by_owner"
+    OWNER_DISABLED = "owner_disabled"
+    OWNER_DELETED = "owner_deleted"
+
+
+def close_envelope(
+    user: User,
+    envelope: Envelope,
+    *,
+    request: HttpRequest | None = None,
+    reason: str = CloseReason.OWNER,
+) -> bool:
+    """Close before expiry: every link of the envelope dies at once. One conditional
+    update, so an envelope is closed (and its event recorded) once, however many ask."""
+    now = clock.now()
     with transaction.atomic():
+        closed = Envelope.objects.filter(pk=envelope.pk, state=EnvelopeState.OPEN).update(
+            state=EnvelopeState.CLOSED, closed_at=now
+        )
+        if not closed:
+            return False
         envelope.state = EnvelopeState.CLOSED
-        envelope.closed_at = clock.now()
-        envelope.save(update_fields=["state", "closed_at"])
+        envelope.closed_at = now
         audit.record(
             "envelope.closed",
             actor=user,
+            organisation=envelope.organisation,
             target=envelope,
             request=request,
-            details={"reference": envelope.reference},
+            details={"reference": envelope.reference, "reason": reason},
         )
+    return True
+
+
+def close_envelopes_of(
+    owner: User, *, actor: User, reason: str, request: HttpRequest | None = None
+) -> int:
+    """Close every open envelope of an owner who is being disabled or deleted: what they
+    would receive nobody could open (only the owner, logged in, holds the way in).
+    Called inside the caller's transaction, with its own audit event per envelope."""
+    envelopes = Envelope.objects.filter(
+        owner=owner, state=EnvelopeState.OPEN, expires_at__gt=clock.now()
+    ).select_related("organisation")
+    return sum(
+        close_envelope(actor, envelope, request=request, reason=reason) for envelope in envelopes
+    )
 
 
 def submissions_of(envelope: Envelope) -> list[Submission]:
@@ -365,6 +399,10 @@ def submission_limit(link: EnvelopeLink) -> int:
 
 def link_state(link: EnvelopeLink) -> str:
     state = envelope_state(link.envelope)
+    if state == LinkState.OPEN and not link.envelope.owner.is_active:
+        # Disabled other than through user administration (which closes the envelope):
+        # still closed, as nobody could open a submission.
+        return LinkState.CLOSED
     if state == LinkState.OPEN and link.submissions >= submission_limit(link):
         return LinkState.USED
     return state
