@@ -52,6 +52,10 @@ MAX_RECIPIENTS = 50
 MAX_FILES = 100
 MAX_OPENS = 99
 DRAFT_LIFETIME = timedelta(hours=24)
+# A draft sealed by someone without an account (an envelope submission, a reply) that
+# received nothing for this long is abandoned: the purge removes it and its ciphertext.
+ABANDONED_AFTER = timedelta(hours=1)
+SEALED_KINDS = (MessageKind.ENVELOPE, MessageKind.REPLY)
 DOWNLOAD_WINDOW = timedelta(hours=1)
 UNLOCK_FAILURES_PER_GRANT = Rule("unlock-grant", 10, timedelta(hours=1))
 UNLOCK_FAILURES_PER_IP = Rule("unlock-ip", 20, timedelta(hours=1))
@@ -568,6 +572,7 @@ def _record_chunk(blob: Blob, offset: int, length: int, stored_name: str) -> Blo
         current.stored = offset + length
         current.chunk_count += 1
         current.save(update_fields=["stored", "chunk_count"])
+        Message.objects.filter(pk=current.message_id).update(last_upload_at=clock.now())
     return current
 
 
@@ -1190,13 +1195,25 @@ def _delete_stored(message: Message, names: list[str]) -> None:
         storage.delete(name)
 
 
-def remove_draft(message: Message) -> bool:
+def idle_since(cutoff: datetime) -> Q:
+    """Drafts that received no chunk (or were created, if none came) after `cutoff`."""
+    return Q(last_upload_at__lte=cutoff) | Q(last_upload_at__isnull=True, created_at__lte=cutoff)
+
+
+def abandoned_drafts(now: datetime):
+    return Message.objects.filter(
+        idle_since(now - ABANDONED_AFTER), state=MessageState.DRAFT, kind__in=SEALED_KINDS
+    )
+
+
+def remove_draft(message: Message, *, condition: Q | None = None) -> bool:
     """Delete a draft that was never sent, rows first: an upload still running then finds
-    no blob to record its chunk in and deletes its own object."""
+    no blob to record its chunk in and deletes its own object. `condition` is checked
+    again under the lock (a chunk may have arrived since the draft was picked)."""
     with transaction.atomic():
         draft = (
             Message.objects.select_for_update()
-            .filter(pk=message.pk, state=MessageState.DRAFT)
+            .filter(condition or Q(), pk=message.pk, state=MessageState.DRAFT)
             .first()
         )
         if draft is None:
@@ -1255,5 +1272,10 @@ def purge(now: datetime | None = None) -> PurgeReport:
     stale = Message.objects.filter(state=MessageState.DRAFT, created_at__lte=now - DRAFT_LIFETIME)
     for message in stale:
         if remove_draft(message):
+            report.drafts_removed += 1
+    # Like the stale drafts above, no audit event: a draft was never sent, so nothing
+    # that happened to anyone is undone.
+    for message in abandoned_drafts(now):
+        if remove_draft(message, condition=idle_since(now - ABANDONED_AFTER)):
             report.drafts_removed += 1
     return report
