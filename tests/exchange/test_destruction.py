@@ -155,6 +155,6 @@ def test_a_chunk_still_arriving_when_its_draft_goes_leaves_nothing_behind(
 
     with pytest.raises(services.ExchangeError) as refused:
         services.store_chunk(blob, 0, 100, ArrivesWhileTheDraftGoes(b"y" * 100))
-    assert refused.value.status == 409
+    assert (refused.value.status, refused.value.code) == (410, "gone")
     assert storage.names_under(storage.message_folder(message.public_id)) == []
     assert not BlobChunk.objects.exists()

@@ -557,7 +557,7 @@ def _record_chunk(blob: Blob, offset: int, length: int, stored_name: str) -> Blo
         )
         if current is None or current.message.state != MessageState.DRAFT:
             # Deleted, purged or sent while the body was arriving.
-            raise ExchangeError(_("This upload is no longer open."), status=409, code="sent")
+            raise ExchangeError(_("This upload is no longer open."), status=410, code="gone")
         if current.stored != offset:
             raise ExchangeError(
                 _("Another upload of this file is running."), status=409, code="offset"
