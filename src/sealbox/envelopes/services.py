@@ -61,7 +61,7 @@ OPEN_DRAFTS_PER_IP = 3
 OPEN_DRAFTS_PER_ENVELOPE = 20
 OPEN_DRAFT_BYTES_PER_IP = 5 * GB
 OPEN_DRAFT_BYTES_PER_ENVELOPE = 25 * GB
-SUBMISSION_WINDOW = timedelta(hours=1)  # what per_ip_hourly counts over
+PER_ADDRESS_WINDOW = timedelta(hours=1)  # what per_ip_hourly counts over
 
 
 class LinkState:
@@ -571,9 +571,9 @@ def check_draft_limits(envelope: Envelope, ip: str | None, size: int) -> None:
     now = clock.now()
     submissions = Submission.objects.filter(envelope=envelope)
     if envelope.public:
-        recent = submissions.filter(_same_address(ip), created_at__gt=now - SUBMISSION_WINDOW)
+        recent = submissions.filter(_same_address(ip), created_at__gt=now - PER_ADDRESS_WINDOW)
         if recent.count() >= envelope.per_ip_hourly:
-            retry = _wait(recent.aggregate(first=Min("created_at"))["first"], SUBMISSION_WINDOW)
+            retry = _wait(recent.aggregate(first=Min("created_at"))["first"], PER_ADDRESS_WINDOW)
             raise ExchangeError(
                 _("Too many submissions from your network. Try again in %(n)d minutes.")
                 % {"n": -(-retry // 60)},

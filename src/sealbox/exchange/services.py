@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
@@ -1200,7 +1200,7 @@ def idle_since(cutoff: datetime) -> Q:
     return Q(last_upload_at__lte=cutoff) | Q(last_upload_at__isnull=True, created_at__lte=cutoff)
 
 
-def abandoned_drafts(now: datetime):
+def abandoned_drafts(now: datetime) -> QuerySet[Message]:
     return Message.objects.filter(
         idle_since(now - ABANDONED_AFTER), state=MessageState.DRAFT, kind__in=SEALED_KINDS
     )

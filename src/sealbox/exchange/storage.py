@@ -99,7 +99,7 @@ def discard(name: str) -> None:
     """Delete this attempt's own object, if any, without hiding the error that led here."""
     try:
         default_storage.delete(name)
-    except Exception:  # noqa: BLE001 - the caller re-raises the original error
+    except Exception:  # logged: the caller re-raises the error that brought it here
         logger.warning("could not delete the unrecorded chunk %s", name, exc_info=True)
 
 
