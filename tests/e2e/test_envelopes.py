@@ -157,6 +157,20 @@ def test_disallowed_type_and_size_are_refused_before_upload(member_page, new_con
     assert not Message.objects.filter(kind=MessageKind.ENVELOPE).exists()  # nothing uploaded
 
 
+def test_a_message_too_long_for_its_manifest_is_refused_before_upload(member_page, new_context):
+    page = member_page
+    new_envelope(page, subject="Words only", email="client@example.org", files="Not allowed")
+    page.get_by_role("button", name="Create link").click()
+    link = page.get_by_label("client@example.org").input_value()
+    submitter = new_context().new_page()
+    submitter.goto(link)
+    fill_envelope(submitter, name="Carla", message="A file pasted as text. " * 12000)
+    expect(submitter.get_by_role("alert")).to_contain_text(
+        re.compile(r"The message is too long: .* at most 256\skB once encrypted")
+    )
+    assert not Message.objects.filter(kind=MessageKind.ENVELOPE).exists()  # nothing uploaded
+
+
 def test_closed_envelope_link_dies_at_once(member_page, new_context):
     page = member_page
     new_envelope(page, subject="Close me", email="client@example.org")

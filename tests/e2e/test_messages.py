@@ -199,6 +199,22 @@ def test_send_form_keeps_everything_after_an_error(member_page, attachments):
     expect(page.get_by_role("button", name="Remove notes.txt")).to_be_visible()
 
 
+def test_a_message_too_long_for_its_manifest_is_refused_before_upload(member_page):
+    from sealbox.exchange.models import Message
+
+    page = member_page
+    body = "A file pasted as text. " * 12000  # 276 kB: over the manifest's 256 kB
+    compose(page, email="client@example.org", verification="Opening code", subject="Big", body=body)
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text(
+        re.compile(r"The message is too long: .* at most 256\skB once encrypted")
+    )
+    assert not Message.objects.exists()  # nothing was created or uploaded
+    page.get_by_label("Message", exact=True).fill("Just the words.")
+    page.get_by_role("button", name="Create links").click()
+    expect(page.get_by_role("heading", name="Your links are ready")).to_be_visible()
+
+
 def test_keep_a_copy_with_created_links(member_page, new_context, user):
     page = member_page
     compose(page, email="client@example.org", verification="Opening code", subject="Copy me")

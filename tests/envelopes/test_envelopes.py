@@ -394,3 +394,29 @@ def test_opening_code_shown_once_with_create_link(sender):
     assert not emails_to("client@example.org")
     again = client.get(response.redirect_chain[-1][0]).content.decode()
     assert "Opening code for" not in again
+
+
+def test_a_draft_counted_when_created_is_not_counted_again_when_sent(make_envelope, clock):
+    """The hourly limit per address counts submissions when they start (drafts), so one
+    that started within the limit is not refused at the end of its upload."""
+    envelope = make_envelope(public=True, per_ip_hourly=2, notify_on_use=False)
+    first, second = submit(envelope, finalise=False), submit(envelope, finalise=False)
+    clock.advance(minutes=50)
+    for sealed in (first, second):
+        assert finalise_sealed(sealed) == 200
+    clock.advance(minutes=11)  # the drafts started 61 minutes ago; they were sent 11 ago
+    third = submit(envelope, finalise=False)
+    assert third.status == 201
+    assert finalise_sealed(third) == 200
+
+
+def finalise_sealed(sealed) -> int:
+    grant_token = sealed.link.split("/o/")[1].split("#")[0]
+    status, _ = api(
+        Client(),
+        "POST",
+        f"/api/v1/envelope-submissions/{sealed.data['id']}/finalise",
+        {"links": [{"grant_token": grant_token, "link": sealed.link}]},
+        token=sealed.data["upload_token"],
+    )
+    return status

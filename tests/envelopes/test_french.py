@@ -50,3 +50,13 @@ def test_invitation_email_and_submitter_page_in_french(make_envelope, french):
     page = Client().get(f"/e/{envelope.links.get().token}", HTTP_ACCEPT_LANGUAGE="fr")
     text = page.content.decode()
     assert "Envoyer en toute sécurité" in text and "Votre nom" in text
+
+
+def test_a_closed_envelope_says_so_in_french(make_envelope, sender):
+    from sealbox.envelopes import services
+
+    envelope = make_envelope()
+    services.close_envelope(sender, envelope)
+    page = Client().get(f"/e/{envelope.links.get().token}", HTTP_ACCEPT_LANGUAGE="fr")
+    assert page.status_code == 410
+    assert "Cette enveloppe est fermée : elle n’accepte plus de documents." in page.content.decode()

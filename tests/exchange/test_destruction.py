@@ -127,3 +127,34 @@ def test_purge_command(capsys, monkeypatch, clock, send):
     assert cli.main(["purge"]) == 0
     out = capsys.readouterr().out
     assert "1 grants wiped, 1 messages' content deleted (1 expired)" in out
+
+
+@pytest.mark.parametrize("how", ["deleted", "purged"])
+def test_a_chunk_still_arriving_when_its_draft_goes_leaves_nothing_behind(
+    sender, sender_transport, clock, how
+):
+    """The chunk is written before it is recorded: if the draft is deleted or purged
+    meanwhile, the upload finds no draft to record it in and deletes what it wrote."""
+    from sealbox.exchange import storage
+    from sealbox.exchange.models import Blob
+    from tests.exchange.test_send import create_draft
+
+    created = create_draft(sender_transport, size=100)
+    blob = Blob.objects.select_related("message").get(public_id=created["blobs"][1]["id"])
+    message = blob.message
+
+    class ArrivesWhileTheDraftGoes(io.BytesIO):
+        def read(self, size=-1):
+            if self.tell() == 50:
+                if how == "deleted":
+                    services.delete_message(sender, Message.objects.get(pk=message.pk))
+                else:
+                    clock.advance(hours=25)
+                    assert services.purge().drafts_removed == 1
+            return super().read(min(size, 50) if self.tell() < 50 else size)
+
+    with pytest.raises(services.ExchangeError) as refused:
+        services.store_chunk(blob, 0, 100, ArrivesWhileTheDraftGoes(b"y" * 100))
+    assert (refused.value.status, refused.value.code) == (410, "gone")
+    assert storage.names_under(storage.message_folder(message.public_id)) == []
+    assert not BlobChunk.objects.exists()

@@ -117,8 +117,6 @@ def test_interrupted_chunk_leaves_nothing(sender, sender_transport):
     """A body shorter than its Content-Length stores no partial chunk."""
     import io as _io
 
-    from django.core.files.storage import default_storage
-
     from sealbox.exchange import services
     from sealbox.exchange.models import Blob
     from tests.exchange.test_send import create_draft
@@ -132,7 +130,7 @@ def test_interrupted_chunk_leaves_nothing(sender, sender_transport):
     assert blob.stored == 0 and blob.chunk_count == 0
     from sealbox.exchange import storage
 
-    assert not default_storage.exists(storage.chunk_name(blob.message.public_id, blob.public_id, 0))
+    assert storage.names_under(storage.blob_folder(blob.message.public_id, blob.public_id)) == []
 
 
 def test_openapi_schema_is_published(client):

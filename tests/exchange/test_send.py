@@ -318,3 +318,67 @@ def test_senders_account_is_not_a_recipient_choice(sender):
     browser.post("/login/", {"email": sender.email, "password": PASSWORD})
     page = browser.get("/send/").content.decode()
     assert 'value="opening_code"' in page and 'value="account"' not in page
+
+
+class LosingTransport:
+    """Loses the answer to the first PUT of each chunk after the server stored it (a
+    connection that drops on the way back), then lets the retry through."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.lost: list[str] = []
+
+    def request(self, method, path, **kwargs):
+        answer = self.inner.request(method, path, **kwargs)
+        if method == "PUT" and path not in self.lost:
+            self.lost.append(path)
+            raise ConnectionResetError("the answer was lost")
+        return answer
+
+    def stream(self, path):
+        return self.inner.stream(path)
+
+
+def test_the_client_recognises_a_chunk_stored_while_its_answer_was_lost(
+    sender_transport, recipient_transport, monkeypatch
+):
+    monkeypatch.setattr(client, "RETRY_DELAY", 0)
+    monkeypatch.setattr(client, "CHUNK_BYTES", 64 * 1024)
+    transport = LosingTransport(sender_transport)
+    data = os.urandom(150_000)
+    sent = client.send_message(
+        transport,
+        base_url="http://testserver",
+        subject="Scans",
+        body="",
+        recipients=[client.Recipient("client@example.org")],
+        expires_at=clock.now() + timedelta(days=1),
+        attachments=[client.Attachment("scan.pdf", data=data)],
+        delivery="links",
+    )
+    assert len(transport.lost) == 1 + 3  # the manifest, and three chunks of the file
+    assert BlobChunk.objects.count() == 4  # each stored once
+    opened = client.open_message(
+        recipient_transport,
+        sent.links["client@example.org"],
+        code=sent.opening_codes["client@example.org"],
+    )
+    assert opened.files["scan.pdf"] == data
+
+
+def test_the_client_retries_a_chunk_whose_body_was_cut_short(sender_transport, monkeypatch):
+    monkeypatch.setattr(client, "RETRY_DELAY", 0)
+    created = create_draft(sender_transport, size=300)
+    blob = created["blobs"][1]
+    calls = []
+
+    class CutOnce:
+        def request(self, method, path, **kwargs):
+            calls.append(method)
+            if method == "PUT" and len(calls) == 1:
+                return 400, {"error": "short_body", "message": "interrupted"}
+            return sender_transport.request(method, path, **kwargs)
+
+    client.put_chunk(CutOnce(), created["id"], blob["id"], 0, b"q" * 300)
+    assert calls == ["PUT", "PUT"]
+    assert Blob.objects.get(public_id=blob["id"]).stored == 300

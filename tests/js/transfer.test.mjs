@@ -3,7 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { CHUNK_BYTES, setRetryDelay, uploadStream } from "../../src/sealbox/static/sealbox/js/transfer.js";
+import { CHUNK_BYTES, manifestPlaintext, manifestTooLong, setRetryDelay, uploadStream } from "../../src/sealbox/static/sealbox/js/transfer.js";
+import { encrypt, encryptedSize } from "../../src/sealbox/static/sealbox/js/ece.js";
 
 setRetryDelay(1);
 
@@ -72,4 +73,34 @@ test("an empty stream sends nothing", async () => {
   const server = fakeServer();
   assert.equal(await uploadStream(streamOf(0, 1), options()), 0);
   assert.equal(server.puts, 0);
+});
+
+// --- The manifest's cap (exchange.limits.MAX_MANIFEST_BYTES, given to the pages) ----------
+
+const LIMIT = 256000;
+
+test("the manifest holds the body and each file's id, name, type and size", () => {
+  const files = [{ ref: "r1", file: { name: "café.pdf", type: "", size: 12 } }];
+  const manifest = JSON.parse(new TextDecoder().decode(manifestPlaintext("Bonjour", files)));
+  assert.deepEqual(manifest, {
+    v: 1, body: "Bonjour", files: [{ id: "r1", name: "café.pdf", type: "application/octet-stream", size: 12 }],
+  });
+});
+
+test("a manifest is too long exactly when its ciphertext passes the limit", async () => {
+  let fits = LIMIT;
+  while (encryptedSize(fits) > LIMIT) fits--;
+  assert.equal(manifestTooLong(new Uint8Array(fits), LIMIT), false);
+  assert.equal(manifestTooLong(new Uint8Array(fits + 1), LIMIT), true);
+  // The size the page predicts is the size it will upload.
+  const body = "é".repeat(40000);
+  const plaintext = manifestPlaintext(body, []);
+  const ciphertext = await encrypt(plaintext, crypto.getRandomValues(new Uint8Array(32)));
+  assert.equal(ciphertext.length, encryptedSize(plaintext.length));
+  assert.equal(manifestTooLong(manifestPlaintext("x".repeat(LIMIT), []), LIMIT), true);
+});
+
+test("no limit on the page means no check (the server still checks)", () => {
+  assert.equal(manifestTooLong(new Uint8Array(10 ** 6), Number("")), false);
+  assert.equal(manifestTooLong(new Uint8Array(10 ** 6), Number(undefined)), false);
 });

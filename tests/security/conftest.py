@@ -1,4 +1,4 @@
-"""Fixtures the security tests share with the app tests (senders, recipients, envelopes)."""
+"""Fixtures the security tests share with the tests of the apps they attack."""
 
 from tests.envelopes.conftest import make_envelope  # noqa: F401
 from tests.exchange.conftest import (  # noqa: F401
@@ -8,3 +8,4 @@ from tests.exchange.conftest import (  # noqa: F401
     sender_transport,
     sms_outbox,
 )
+from tests.exchange.test_storage_s3 import moto_endpoint, s3_storage  # noqa: F401

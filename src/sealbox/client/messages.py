@@ -6,9 +6,11 @@ receives ciphertext, grant halves and (for "Send") the links it must email.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,9 +19,12 @@ from typing import Protocol
 
 from sealbox.crypto import ece, grants, links
 from sealbox.crypto._b64 import b64url_decode, b64url_encode
+from sealbox.exchange.limits import MAX_MANIFEST_BYTES
 
 CHUNK_BYTES = 16 * 1024 * 1024  # the most the server takes in one request
 READ_BYTES = 1024 * 1024
+UPLOAD_ATTEMPTS = 3
+RETRY_DELAY = 1.0  # seconds before retrying a chunk, times the attempt number
 
 
 class Transport(Protocol):
@@ -113,9 +118,55 @@ def upload_blob(
 ) -> None:
     offset = 0
     for chunk in _rechunk(ciphertext, CHUNK_BYTES):
-        path = f"/api/v1/messages/{message_id}/blobs/{blob_id}?offset={offset}"
-        check(*transport.request("PUT", path, body=chunk))
+        put_chunk(transport, message_id, blob_id, offset, chunk)
         offset += len(chunk)
+
+
+def put_chunk(
+    transport: Transport, message_id: str, blob_id: str, offset: int, chunk: bytes
+) -> None:
+    """PUT one chunk, retrying interrupted attempts and server errors (as transfer.js does).
+
+    A chunk the server stored while its answer was lost comes back as 409 "offset": the
+    server's count then says whether it is this chunk, so it is not sent twice."""
+    path = f"/api/v1/messages/{message_id}/blobs/{blob_id}?offset={offset}"
+    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+        try:
+            status, data = transport.request("PUT", path, body=chunk)
+        except (OSError, http.client.HTTPException):
+            if attempt == UPLOAD_ATTEMPTS:
+                raise
+            time.sleep(RETRY_DELAY * attempt)
+            continue
+        error = (data or {}).get("error")
+        if status == 200:
+            return
+        stored = status == 409 and error == "offset"
+        if stored and _stored(transport, message_id, blob_id) == offset + len(chunk):
+            return
+        retry = status >= 500 or error == "short_body"
+        if not retry or attempt == UPLOAD_ATTEMPTS:
+            raise ClientError(status, data)
+        time.sleep(RETRY_DELAY * attempt)
+
+
+def _stored(transport: Transport, message_id: str, blob_id: str) -> int:
+    state = check(*transport.request("GET", f"/api/v1/messages/{message_id}"))
+    return next(b["stored"] for b in state["blobs"] if b["id"] == blob_id)
+
+
+def check_manifest_size(size: int) -> None:
+    """Refuse, before anything is uploaded, a manifest the server would refuse (413)."""
+    if size > MAX_MANIFEST_BYTES:
+        raise ClientError(
+            413,
+            {
+                "error": "too_large",
+                "field": "message",
+                "message": "The message is too long: its text and file names take "
+                f"{size:,} bytes once encrypted, at most {MAX_MANIFEST_BYTES // 1000} kB.",
+            },
+        )
 
 
 def send_message(
@@ -140,6 +191,7 @@ def send_message(
         ],
     }
     manifest_ct = ece.encrypt(json.dumps(manifest).encode(), content_key)
+    check_manifest_size(len(manifest_ct))
     entries, secrets_by_token, email_by_token = [], {}, {}
     for recipient in recipients:
         entry, token, link_secret = _grant_payload(recipient, content_key)

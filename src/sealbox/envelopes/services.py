@@ -7,6 +7,7 @@ exchange's sealed-draft machinery (store_chunk, finalise) for the ciphertext its
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,7 +16,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.core import signing
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import Count, F, Min, Q, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
@@ -32,7 +33,7 @@ from sealbox.envelopes.models import (
     Submission,
 )
 from sealbox.exchange import services as exchange
-from sealbox.exchange.models import BlobKind, Message, MessageKind
+from sealbox.exchange.models import Blob, BlobKind, Message, MessageKind, MessageState
 from sealbox.exchange.services import (
     BlobSpec,
     ExchangeError,
@@ -52,6 +53,16 @@ SUBMIT_WINDOW = timedelta(hours=4)  # after verification, time to fill and uploa
 START_FAILURES_PER_LINK = Rule("envelope-start-link", 10, timedelta(hours=1))
 START_FAILURES_PER_IP = Rule("envelope-start-ip", 20, timedelta(hours=1))
 MAX_EXTENSION_LENGTH = 10
+GB = 1000 * 1000 * 1000
+# Drafts being uploaded to one envelope, which anyone with its link can start: their
+# number and declared size are capped per address and per envelope, counted when each is
+# created (under a lock on the envelope), until they are sent or purged as abandoned
+# (exchange.ABANDONED_AFTER without a chunk).
+OPEN_DRAFTS_PER_IP = 3
+OPEN_DRAFTS_PER_ENVELOPE = 20
+OPEN_DRAFT_BYTES_PER_IP = 5 * GB
+OPEN_DRAFT_BYTES_PER_ENVELOPE = 25 * GB
+PER_ADDRESS_WINDOW = timedelta(hours=1)  # what per_ip_hourly counts over
 
 
 class LinkState:
@@ -318,21 +329,55 @@ def envelope_state(envelope: Envelope, now: datetime | None = None) -> str:
     return LinkState.OPEN
 
 
-def close_envelope(user: User, envelope: Envelope, *, request: HttpRequest | None = None) -> None:
-    """Close before expiry: every link of the envelope dies at once."""
-    if envelope.state == EnvelopeState.CLOSED:
-        return
+class CloseReason:
+    """Why an envelope was closed (the `reason` of its envelope.closed event)."""
+
+    OWNER = "closed_by_owner"
+    OWNER_DISABLED = "owner_disabled"
+    OWNER_DELETED = "owner_deleted"
+
+
+def close_envelope(
+    user: User,
+    envelope: Envelope,
+    *,
+    request: HttpRequest | None = None,
+    reason: str = CloseReason.OWNER,
+) -> bool:
+    """Close before expiry: every link of the envelope dies at once. One conditional
+    update, so an envelope is closed (and its event recorded) once, however many ask."""
+    now = clock.now()
     with transaction.atomic():
+        closed = Envelope.objects.filter(pk=envelope.pk, state=EnvelopeState.OPEN).update(
+            state=EnvelopeState.CLOSED, closed_at=now
+        )
+        if not closed:
+            return False
         envelope.state = EnvelopeState.CLOSED
-        envelope.closed_at = clock.now()
-        envelope.save(update_fields=["state", "closed_at"])
+        envelope.closed_at = now
         audit.record(
             "envelope.closed",
             actor=user,
+            organisation=envelope.organisation,
             target=envelope,
             request=request,
-            details={"reference": envelope.reference},
+            details={"reference": envelope.reference, "reason": reason},
         )
+    return True
+
+
+def close_envelopes_of(
+    owner: User, *, actor: User, reason: str, request: HttpRequest | None = None
+) -> int:
+    """Close every open envelope of an owner who is being disabled or deleted: what they
+    would receive nobody could open (only the owner, logged in, holds the way in).
+    Called inside the caller's transaction, with its own audit event per envelope."""
+    envelopes = Envelope.objects.filter(
+        owner=owner, state=EnvelopeState.OPEN, expires_at__gt=clock.now()
+    ).select_related("organisation")
+    return sum(
+        close_envelope(actor, envelope, request=request, reason=reason) for envelope in envelopes
+    )
 
 
 def unlock_link(
@@ -392,6 +437,10 @@ def submission_limit(link: EnvelopeLink) -> int:
 
 def link_state(link: EnvelopeLink) -> str:
     state = envelope_state(link.envelope)
+    if state == LinkState.OPEN and not link.envelope.owner.is_active:
+        # Disabled other than through user administration (which closes the envelope):
+        # still closed, as nobody could open a submission.
+        return LinkState.CLOSED
     if state == LinkState.OPEN and link.submissions >= submission_limit(link):
         return LinkState.USED
     if state == LinkState.OPEN and link.locked_at is not None:
@@ -558,27 +607,62 @@ def link_for_submit_token(token: str) -> EnvelopeLink:
     return link
 
 
-def ip_rule(envelope: Envelope) -> Rule:
-    return Rule("envelope-submit-ip", envelope.per_ip_hourly, timedelta(hours=1))
+def _same_address(ip: str | None, field: str = "ip") -> Q:
+    return Q(**{field: ip}) if ip else Q(**{f"{field}__isnull": True})
 
 
-def _too_many_submissions(decision: ratelimit.Decision) -> ExchangeError:
-    return ExchangeError(
-        _("Too many submissions from your network. Try again in %(n)d minutes.")
-        % {"n": decision.retry_after_minutes},
-        status=429,
-        code="throttled",
-        retry_after=decision.retry_after,
-    )
+def _wait(since: datetime | None, lasting: timedelta) -> int:
+    """Seconds until something that started at `since` and lasts `lasting` is over."""
+    if since is None:
+        return 60
+    return max(60, math.ceil((since + lasting - clock.now()).total_seconds()))
 
 
-def _check_ip_limit(link: EnvelopeLink, ip: str) -> None:
-    """Refuse early, before anything is uploaded; the submission is counted at finalise."""
-    if not link.envelope.public:
-        return
-    decision = ratelimit.check(ip_rule(link.envelope), f"{link.envelope.pk}:{ip}")
-    if not decision.allowed:
-        raise _too_many_submissions(decision)
+def check_draft_limits(envelope: Envelope, ip: str | None, size: int) -> None:
+    """Refuse (429) a new draft of `size` declared bytes from `ip` once the envelope has
+    as many drafts under way as it may: the caller holds the lock on the envelope's row,
+    so parallel requests are counted one after the other."""
+    now = clock.now()
+    submissions = Submission.objects.filter(envelope=envelope)
+    if envelope.public:
+        recent = submissions.filter(_same_address(ip), created_at__gt=now - PER_ADDRESS_WINDOW)
+        if recent.count() >= envelope.per_ip_hourly:
+            retry = _wait(recent.aggregate(first=Min("created_at"))["first"], PER_ADDRESS_WINDOW)
+            raise ExchangeError(
+                _("Too many submissions from your network. Try again in %(n)d minutes.")
+                % {"n": -(-retry // 60)},
+                status=429,
+                code="throttled",
+                retry_after=retry,
+            )
+    drafts = Message.objects.filter(submission__envelope=envelope, state=MessageState.DRAFT)
+    mine = drafts.filter(_same_address(ip, "submission__ip"))
+    for found, count_limit, bytes_limit, text in (
+        (
+            mine,
+            OPEN_DRAFTS_PER_IP,
+            OPEN_DRAFT_BYTES_PER_IP,
+            _("Too many unfinished submissions from your network. Try again in %(n)d minutes."),
+        ),
+        (
+            drafts,
+            OPEN_DRAFTS_PER_ENVELOPE,
+            OPEN_DRAFT_BYTES_PER_ENVELOPE,
+            _(
+                "Too many submissions are being uploaded to this envelope right now. "
+                "Try again in %(n)d minutes."
+            ),
+        ),
+    ):
+        totals = found.aggregate(
+            count=Count("id", distinct=True), idle=Min(Coalesce("last_upload_at", "created_at"))
+        )
+        declared = Blob.objects.filter(message__in=found).aggregate(total=Sum("size"))["total"]
+        if totals["count"] >= count_limit or (declared or 0) + size > bytes_limit:
+            retry = _wait(totals["idle"], exchange.ABANDONED_AFTER)
+            raise ExchangeError(
+                text % {"n": -(-retry // 60)}, status=429, code="throttled", retry_after=retry
+            )
 
 
 @dataclass(frozen=True)
@@ -639,10 +723,12 @@ def create_submission(
     if not name.strip():
         raise ExchangeError(_("Write your name."), field="name")
     ip = client_ip(request) if request else None
-    _check_ip_limit(link, ip or "unknown")
     check_files(envelope, files)
     now = clock.now()
     with transaction.atomic():
+        # Drafts of one envelope are counted and created one at a time.
+        Envelope.objects.select_for_update().filter(pk=envelope.pk).first()
+        check_draft_limits(envelope, ip, manifest.size + sum(f.blob.size for f in files))
         message = exchange.create_sealed_draft(
             envelope.owner,
             kind=MessageKind.ENVELOPE,
@@ -683,8 +769,7 @@ def finalise_submission(
     link = submission.link
     link.envelope = submission.envelope
     ensure_link_open(link)
-    ip = (client_ip(request) if request else None) or "unknown"
-    _check_ip_limit(link, ip)
+    # The address's hourly limit was counted when the draft was created (check_draft_limits).
 
     def record(sealed: Message) -> None:
         counted = EnvelopeLink.objects.filter(
@@ -696,12 +781,6 @@ def finalise_submission(
                 status=410,
                 code="used",
             )
-        if link.envelope.public:
-            # Reserved in the submission's transaction: parallel finalises from one
-            # address take turns, and a refusal undoes the whole submission.
-            decision = ratelimit.reserve([(ip_rule(link.envelope), f"{link.envelope.pk}:{ip}")])
-            if not decision.allowed:
-                raise _too_many_submissions(decision)
         now = clock.now()
         Submission.objects.filter(pk=submission.pk).update(submitted_at=now)
         # "Reply expires" counts from the submission, not from the start of the upload.

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 from sealbox import clock
 from sealbox.envelopes import services
 from sealbox.envelopes.forms import EnvelopeForm, RecipientFormSet
+from sealbox.exchange.limits import MAX_MANIFEST_BYTES
 from sealbox.exchange.services import ExchangeError
 
 MB = 1000 * 1000
@@ -177,6 +178,7 @@ def submit_view(request, token):
         "state": state,
         "base_url": settings.SEALBOX_BASE_URL,
         "accept": ",".join("." + e for e in link.envelope.extensions),
+        "max_manifest_bytes": MAX_MANIFEST_BYTES,
         "max_total_bytes": ""
         if link.envelope.max_total_bytes is None
         else link.envelope.max_total_bytes,

@@ -85,6 +85,8 @@ class Message(models.Model):
     file_count = models.PositiveIntegerField(default=0)
     attachment_bytes = models.BigIntegerField(default=0)  # plaintext size of the files
     created_at = models.DateTimeField()
+    # When the last chunk of a draft arrived: an anonymous draft idle for long is abandoned.
+    last_upload_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     blobs_deleted_at = models.DateTimeField(null=True, blank=True)

@@ -18,7 +18,7 @@ from typing import TypeVar
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
@@ -28,6 +28,7 @@ from sealbox.audit import services as audit
 from sealbox.crypto import CryptoError, links
 from sealbox.crypto.grants import SERVER_SECRET_LENGTH, WRAPPED_KEY_LENGTH
 from sealbox.exchange import storage
+from sealbox.exchange.limits import MAX_MANIFEST_BYTES
 from sealbox.exchange.models import (
     Blob,
     BlobChunk,
@@ -49,11 +50,14 @@ RECORD_SIZE = 65536
 HEADER_SIZE = 21  # RFC 8188 header with an empty key id
 RECORD_OVERHEAD = 17  # tag and delimiter
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
-MAX_MANIFEST_BYTES = 8 * 1024 * 1024
 MAX_RECIPIENTS = 50
 MAX_FILES = 100
 MAX_OPENS = 99
 DRAFT_LIFETIME = timedelta(hours=24)
+# A draft sealed by someone without an account (an envelope submission, a reply) that
+# received nothing for this long is abandoned: the purge removes it and its ciphertext.
+ABANDONED_AFTER = timedelta(hours=1)
+SEALED_KINDS = (MessageKind.ENVELOPE, MessageKind.REPLY)
 DOWNLOAD_WINDOW = timedelta(hours=1)
 UNLOCK_FAILURES_PER_GRANT = Rule("unlock-grant", 10, timedelta(hours=1))
 UNLOCK_FAILURES_PER_IP = Rule("unlock-ip", 20, timedelta(hours=1))
@@ -270,8 +274,20 @@ def validate_blobs(organisation: Organisation, blobs: list[BlobSpec]) -> int:
     files = [b for b in blobs if b.kind == BlobKind.FILE]
     if len(manifests) != 1 or len(manifests) + len(files) != len(blobs):
         raise ExchangeError(_("A message has exactly one manifest and its files."))
-    if not 0 < manifests[0].size <= MAX_MANIFEST_BYTES:
-        raise ExchangeError(_("The message text is too long."), field="message")
+    manifest_size = manifests[0].size
+    if manifest_size <= 0:
+        raise ExchangeError(_("A file is too small to be a valid encrypted payload."))
+    if manifest_size > MAX_MANIFEST_BYTES:
+        raise ExchangeError(
+            _(
+                "The message is too long: its text and file names take %(size)s once "
+                "encrypted, at most %(limit)s."
+            )
+            % {"size": human_size(manifest_size), "limit": human_size(MAX_MANIFEST_BYTES)},
+            status=413,
+            code="too_large",
+            field="message",
+        )
     if len(files) > MAX_FILES:
         raise ExchangeError(_("Attach at most %(n)d files.") % {"n": MAX_FILES}, field="files")
     refs = [b.file_ref for b in files]
@@ -544,17 +560,32 @@ def store_chunk(blob: Blob, offset: int, length: int, source) -> Blob:
         raise ExchangeError(
             _("This chunk goes past the announced size of the file."), status=413, code="too_large"
         )
-    name = storage.chunk_name(blob.message.public_id, blob.public_id, blob.chunk_count)
+    name = storage.new_chunk_name(blob.message.public_id, blob.public_id, blob.chunk_count)
     try:
         stored_name = storage.write_chunk(name, source, length)
     except storage.ShortBody:
         raise ExchangeError(
             _("The upload was interrupted. Send this chunk again."), code="short_body"
         ) from None
+    try:
+        return _record_chunk(blob, offset, length, stored_name)
+    except BaseException:
+        # Not recorded: the object is this attempt's alone (its name is unique), and
+        # nothing will ever read it.
+        storage.discard(stored_name)
+        raise
+
+
+def _record_chunk(blob: Blob, offset: int, length: int, stored_name: str) -> Blob:
+    """Record the chunk just written, if the blob is still where this upload found it."""
     with transaction.atomic():
-        current = Blob.objects.select_for_update().get(pk=blob.pk)
+        current = (
+            Blob.objects.select_for_update().select_related("message").filter(pk=blob.pk).first()
+        )
+        if current is None or current.message.state != MessageState.DRAFT:
+            # Deleted, purged or sent while the body was arriving.
+            raise ExchangeError(_("This upload is no longer open."), status=410, code="gone")
         if current.stored != offset:
-            storage.delete(stored_name)
             raise ExchangeError(
                 _("Another upload of this file is running."), status=409, code="offset"
             )
@@ -568,6 +599,7 @@ def store_chunk(blob: Blob, offset: int, length: int, source) -> Blob:
         current.stored = offset + length
         current.chunk_count += 1
         current.save(update_fields=["stored", "chunk_count"])
+        Message.objects.filter(pk=current.message_id).update(last_upload_at=clock.now())
     return current
 
 
@@ -642,6 +674,17 @@ def check_ready(message: Message, notifications: list[Notification] | None) -> d
             status=409,
             code="incomplete",
         )
+    lost = chunks_not_stored(message)
+    if lost:
+        raise ExchangeError(
+            _(
+                "%(n)d part(s) of the uploaded files are missing from storage. "
+                "Upload the message again."
+            )
+            % {"n": lost},
+            status=409,
+            code="chunk_missing",
+        )
     if (notifications is not None) != (message.delivery == Delivery.EMAIL):
         raise ExchangeError(
             _("Send needs each recipient's link; Create links sends no email."),
@@ -652,6 +695,22 @@ def check_ready(message: Message, notifications: list[Notification] | None) -> d
     if notifications is None:
         return {}
     return _links_by_grant(message, notifications)
+
+
+def chunks_not_stored(message: Message) -> int:
+    """How many recorded chunks are not in storage, whole, where the records say: a
+    message is only sent if every byte its recipients will download is there."""
+    lost = 0
+    for blob in message.blobs.all():
+        expected_offset = 0
+        for chunk in blob.chunks.order_by("index"):
+            in_place = chunk.offset == expected_offset
+            if not in_place or storage.stored_size(chunk.storage_name) != chunk.size:
+                lost += 1
+            expected_offset = chunk.offset + chunk.size
+        if expected_offset != blob.size:
+            lost += 1
+    return lost
 
 
 def _links_by_grant(message: Message, notifications: list[Notification]) -> dict[str, str]:
@@ -1267,12 +1326,51 @@ def delete_blobs(message: Message) -> None:
     names = list(
         BlobChunk.objects.filter(blob__message=message).values_list("storage_name", flat=True)
     )
-    for name in names:
-        storage.delete(name)
+    _delete_stored(message, names)
     with transaction.atomic():
         BlobChunk.objects.filter(blob__message=message).delete()
         Message.objects.filter(pk=message.pk).update(blobs_deleted_at=clock.now())
     message.blobs_deleted_at = clock.now()
+
+
+def _delete_stored(message: Message, names: list[str]) -> None:
+    for name in names:
+        storage.delete(name)
+    # And what no chunk row names: attempts that died between writing and recording, or
+    # that were still writing when the message stopped taking uploads.
+    for name in storage.names_under(storage.message_folder(message.public_id)):
+        storage.delete(name)
+
+
+def idle_since(cutoff: datetime) -> Q:
+    """Drafts that received no chunk (or were created, if none came) after `cutoff`."""
+    return Q(last_upload_at__lte=cutoff) | Q(last_upload_at__isnull=True, created_at__lte=cutoff)
+
+
+def abandoned_drafts(now: datetime) -> QuerySet[Message]:
+    return Message.objects.filter(
+        idle_since(now - ABANDONED_AFTER), state=MessageState.DRAFT, kind__in=SEALED_KINDS
+    )
+
+
+def remove_draft(message: Message, *, condition: Q | None = None) -> bool:
+    """Delete a draft that was never sent, rows first: an upload still running then finds
+    no blob to record its chunk in and deletes its own object. `condition` is checked
+    again under the lock (a chunk may have arrived since the draft was picked)."""
+    with transaction.atomic():
+        draft = (
+            Message.objects.select_for_update()
+            .filter(condition or Q(), pk=message.pk, state=MessageState.DRAFT)
+            .first()
+        )
+        if draft is None:
+            return False  # sent (or removed) meanwhile
+        names = list(
+            BlobChunk.objects.filter(blob__message=draft).values_list("storage_name", flat=True)
+        )
+        draft.delete()
+    _delete_stored(message, names)
+    return True
 
 
 @dataclass
@@ -1320,7 +1418,11 @@ def purge(now: datetime | None = None) -> PurgeReport:
         report.blobs_deleted += 1
     stale = Message.objects.filter(state=MessageState.DRAFT, created_at__lte=now - DRAFT_LIFETIME)
     for message in stale:
-        delete_blobs(message)
-        message.delete()
-        report.drafts_removed += 1
+        if remove_draft(message):
+            report.drafts_removed += 1
+    # Like the stale drafts above, no audit event: a draft was never sent, so nothing
+    # that happened to anyone is undone.
+    for message in abandoned_drafts(now):
+        if remove_draft(message, condition=idle_since(now - ABANDONED_AFTER)):
+            report.drafts_removed += 1
     return report

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
 
 READ_SIZE = 1024 * 1024
+logger = logging.getLogger(__name__)
 
 
 class ShortBody(Exception):
@@ -37,24 +40,37 @@ class LimitedStream(io.RawIOBase):
         return len(data)
 
 
-def chunk_name(message_id, blob_id, index: int) -> str:
-    return f"messages/{message_id}/{blob_id}/{index:06d}"
+def message_folder(message_id) -> str:
+    return f"messages/{message_id}"
+
+
+def blob_folder(message_id, blob_id) -> str:
+    return f"{message_folder(message_id)}/{blob_id}"
+
+
+def new_chunk_name(message_id, blob_id, index: int) -> str:
+    """A name for one upload attempt of chunk `index`, used by no other attempt.
+
+    Two attempts at the same chunk (a retry whose first try is still running, two tabs)
+    each write their own object, so neither can overwrite or delete the one that is
+    recorded; the loser deletes only what it wrote itself."""
+    return f"{blob_folder(message_id, blob_id)}/{index:06d}.{secrets.token_hex(8)}"
 
 
 def write_chunk(name: str, source, length: int) -> str:
-    """Stream `length` bytes from `source` into storage under `name`; return the name used."""
+    """Stream `length` bytes from `source` into a new object `name`; return the name used.
+
+    `name` comes from new_chunk_name: it belongs to this attempt alone, so on any failure
+    what was written under it is deleted."""
     if isinstance(default_storage, FileSystemStorage):
         return _write_local(name, source, length)
-    if default_storage.exists(name):
-        default_storage.delete(name)  # a partial write from an interrupted attempt
     stream = io.BufferedReader(LimitedStream(source, length), buffer_size=READ_SIZE)
     content = File(stream, name=name.rsplit("/", 1)[-1])
     content.DEFAULT_CHUNK_SIZE = READ_SIZE  # 64 KiB pieces cost 16 times more calls
     try:
         return default_storage.save(name, content)
-    except ShortBody:
-        if default_storage.exists(name):
-            default_storage.delete(name)
+    except BaseException:
+        discard(name)
         raise
 
 
@@ -64,19 +80,47 @@ def _write_local(name: str, source, length: int) -> str:
     path = Path(default_storage.path(name))
     path.parent.mkdir(parents=True, exist_ok=True)
     remaining = length
-    try:
-        # "wb": a partial file from an interrupted attempt is simply overwritten.
-        with open(path, "wb") as target:
+    # "xb": never open a file that exists, even if a name were ever to repeat.
+    with open(path, "xb") as target:
+        try:
             while remaining:
                 data = source.read(min(READ_SIZE, remaining))
                 if not data:
                     raise ShortBody()
                 target.write(data)
                 remaining -= len(data)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
     return name
+
+
+def discard(name: str) -> None:
+    """Delete this attempt's own object, if any, without hiding the error that led here."""
+    try:
+        default_storage.delete(name)
+    except Exception:  # logged: the caller re-raises the error that brought it here
+        logger.warning("could not delete the unrecorded chunk %s", name, exc_info=True)
+
+
+def stored_size(name: str) -> int | None:
+    """The size of the object in storage, or None if there is none."""
+    try:
+        return default_storage.size(name)
+    except FileNotFoundError:
+        return None
+
+
+def names_under(folder: str) -> list[str]:
+    """Every object under `folder`, recursively (local folder and S3 alike)."""
+    try:
+        folders, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return []
+    found = [f"{folder}/{name}" for name in files]
+    for sub in folders:
+        found += names_under(f"{folder}/{sub}")
+    return found
 
 
 def read_chunks(names: list[str]) -> Iterator[bytes]:

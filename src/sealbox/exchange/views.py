@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods
 from sealbox.accounts import services as accounts
 from sealbox.exchange import services
 from sealbox.exchange.forms import RecipientForm, SendForm
+from sealbox.exchange.limits import MAX_MANIFEST_BYTES
 from sealbox.exchange.models import MessageState
 
 
@@ -45,6 +46,7 @@ def send_view(request):
         "licence": accounts.licence_summary(organisation),
         "max_retention_days": plan.max_retention_days,
         "max_send_bytes": "" if plan.max_send_bytes is None else plan.max_send_bytes,
+        "max_manifest_bytes": MAX_MANIFEST_BYTES,
         "base_url": settings.SEALBOX_BASE_URL,
     }
     return render(request, "exchange/send.html", context)
@@ -99,6 +101,7 @@ def open_view(request, token):
         "message": grant.message,
         "state": state,
         "in_memory_limit": settings.SEALBOX_IN_MEMORY_DOWNLOAD_LIMIT,
+        "max_manifest_bytes": MAX_MANIFEST_BYTES,
         "base_url": settings.SEALBOX_BASE_URL,
     }
     # The page speaks the language the sender chose for this recipient; the switch at the

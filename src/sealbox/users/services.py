@@ -37,6 +37,7 @@ from sealbox.accounts.models import (
 )
 from sealbox.accounts.services import AccountError, AddressUnavailable, _lazy, token_hash
 from sealbox.audit import services as audit
+from sealbox.envelopes import services as envelopes
 from sealbox.notify import services as notify
 
 INVITATION_LIFETIME = timedelta(hours=72)
@@ -652,6 +653,9 @@ def set_active(request: HttpRequest | None, actor: User, target: User, active: b
         target.save(update_fields=["is_active"])
         if not active:
             accounts.end_sessions(target)
+            envelopes.close_envelopes_of(
+                target, actor=actor, reason=envelopes.CloseReason.OWNER_DISABLED, request=request
+            )
         audit.record(
             "user.enabled" if active else "user.disabled",
             organisation=actor.organisation,
@@ -695,6 +699,9 @@ def delete_user(request: HttpRequest | None, actor: User, target: User) -> None:
         methods = twofactor.login_methods(target)
         _remove_factors(target)
         accounts.end_sessions(target)
+        envelopes.close_envelopes_of(
+            target, actor=actor, reason=envelopes.CloseReason.OWNER_DELETED, request=request
+        )
         ApiToken.objects.filter(user=target).delete()
         Invitation.objects.filter(user=target).delete()
         EmailChange.objects.filter(user=target).delete()

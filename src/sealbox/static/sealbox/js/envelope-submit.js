@@ -1,6 +1,6 @@
 // The submitter's page of a secure envelope: proves who they are if the envelope asks,
 // then encrypts their message and files on this device for the envelope's owner.
-import { apiFetch, ApiError } from "./transfer.js";
+import { apiFetch, ApiError, manifestPlaintext, manifestTooLong } from "./transfer.js";
 import { fileProblems, sealForOwner } from "./envelope-upload.js";
 import { pickFiles } from "./filelist.js";
 
@@ -104,6 +104,9 @@ function problems() {
   if (!email.value.trim() || !email.checkValidity()) found.push([strings.needEmail, email]);
   if (!submitForm.elements.message.value.trim() && !files.length && rules.mode !== "mandatory") {
     found.push([strings.needContent, submitForm.elements.message]);
+  }
+  if (manifestTooLong(manifestPlaintext(submitForm.elements.message.value, files), Number(strings.maxManifestBytes))) {
+    found.push([strings.tooLong, submitForm.elements.message]);
   }
   for (const [kind, detail] of fileProblems(files, rules)) {
     if (kind === "badType") found.push([`${strings.badType} ${detail}. ${strings.allowed} ${rules.extensions.join(", ")}.`, fileInput]);

@@ -6,7 +6,7 @@ import { encrypt, encryptStream, encryptedSize } from "./ece.js";
 import { createGrant, newContentKey } from "./grants.js";
 import { buildLink, newGrantToken } from "./links.js";
 import { toBase64url } from "./b64.js";
-import { apiFetch, bytesStream, uploadStream } from "./transfer.js";
+import { apiFetch, bytesStream, manifestPlaintext, uploadStream } from "./transfer.js";
 
 /** The extension of a file name, lowercased, without the dot ("" when there is none). */
 export function extensionOf(name) {
@@ -51,12 +51,7 @@ function blobUpload(id, blob, uploadToken, csrf, progress, total) {
  */
 export async function sealForOwner({ body, files, baseUrl, create, finaliseUrl, csrf }) {
   const contentKey = newContentKey();
-  const manifest = {
-    v: 1,
-    body,
-    files: files.map((f) => ({ id: f.ref, name: f.file.name, type: f.file.type || "application/octet-stream", size: f.file.size })),
-  };
-  const manifestBytes = await encrypt(new TextEncoder().encode(JSON.stringify(manifest)), contentKey);
+  const manifestBytes = await encrypt(manifestPlaintext(body, files), contentKey);
   const token = newGrantToken();
   const grant = await createGrant(contentKey, token);
   const created = await create({

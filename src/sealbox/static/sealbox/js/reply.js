@@ -1,6 +1,6 @@
 // The Reply form of the recipient's page: the reply (a message and, if the sender allows
 // it, files) is encrypted on this device for the original sender, who opens it logged in.
-import { apiFetch, ApiError } from "./transfer.js";
+import { apiFetch, ApiError, manifestPlaintext, manifestTooLong } from "./transfer.js";
 import { sealForOwner } from "./envelope-upload.js";
 import { pickFiles } from "./filelist.js";
 
@@ -32,6 +32,11 @@ export function showReplyForm(reply, root, csrf) {
     const body = form.elements.body.value;
     if (!body.trim() && !files.length) {
       showError(strings.needContent);
+      form.elements.body.focus();
+      return;
+    }
+    if (manifestTooLong(manifestPlaintext(body, files), Number(strings.maxManifestBytes))) {
+      showError(strings.tooLong);
       form.elements.body.focus();
       return;
     }

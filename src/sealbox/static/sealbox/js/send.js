@@ -6,7 +6,7 @@ import { createGrant, newContentKey } from "./grants.js";
 import { buildLink, newGrantToken } from "./links.js";
 import { toBase64url } from "./b64.js";
 import { pickFiles } from "./filelist.js";
-import { apiFetch, ApiError, bytesStream, uploadStream } from "./transfer.js";
+import { apiFetch, ApiError, bytesStream, manifestPlaintext, manifestTooLong, uploadStream } from "./transfer.js";
 
 const form = document.getElementById("send-form");
 const strings = document.getElementById("send-strings").dataset;
@@ -99,6 +99,9 @@ function validate(list) {
   const total = files.reduce((sum, f) => sum + f.file.size, 0);
   if (limit !== "" && files.length && Number(limit) === 0) problems.push([strings.noAttachments, fileInput]);
   else if (limit !== "" && total > Number(limit)) problems.push([strings.tooLarge, fileInput]);
+  if (manifestTooLong(manifestPlaintext(form.elements.body.value, files), Number(strings.maxManifestBytes))) {
+    problems.push([strings.tooLong, form.elements.body]);
+  }
   return problems;
 }
 
@@ -151,12 +154,7 @@ async function send() {
   status.textContent = strings.encrypting;
   try {
     const contentKey = newContentKey();
-    const manifest = {
-      v: 1,
-      body: form.elements.body.value,
-      files: files.map((f) => ({ id: f.ref, name: f.file.name, type: f.file.type || "application/octet-stream", size: f.file.size })),
-    };
-    const manifestBytes = await encrypt(new TextEncoder().encode(JSON.stringify(manifest)), contentKey);
+    const manifestBytes = await encrypt(manifestPlaintext(form.elements.body.value, files), contentKey);
     const grants = [];
     const everyone = form.elements.keep_copy.checked
       ? [...list, { email: form.dataset.senderEmail, phone: "", verification: "account", password: "", copy: true }]

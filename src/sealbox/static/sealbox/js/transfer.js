@@ -1,4 +1,5 @@
 // Small helpers shared by the pages that talk to the API.
+import { encryptedSize } from "./ece.js";
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -50,6 +51,22 @@ export function randomId() {
 }
 
 export const CHUNK_BYTES = 16 * 1024 * 1024; // the most the server takes in one request
+
+/** The manifest's plaintext (JSON, UTF-8): the body and each picked file's id, name, type
+ * and size. `files` are pickFiles entries ({ref, file}). */
+export function manifestPlaintext(body, files) {
+  return new TextEncoder().encode(JSON.stringify({
+    v: 1,
+    body,
+    files: files.map((f) => ({ id: f.ref, name: f.file.name, type: f.file.type || "application/octet-stream", size: f.file.size })),
+  }));
+}
+
+/** Whether this manifest, once encrypted, is larger than the server takes (`limit` bytes,
+ * from the page): checked before anything is uploaded. */
+export function manifestTooLong(plaintext, limit) {
+  return Number.isFinite(limit) && limit > 0 && encryptedSize(plaintext.length) > limit;
+}
 
 /**
  * Upload one blob in order, CHUNK_BYTES at a time, from a ReadableStream of bytes (the
