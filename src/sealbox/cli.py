@@ -35,9 +35,20 @@ def setup_django() -> None:
 
 
 def migrate() -> None:
+    """Apply migrations, under the migration lock (the `migrate` command takes it)."""
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    setup_django()
+    from django.conf import settings
+
+    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    migrate()
+    print("Migrations applied.")
+    return 0
 
 
 # --- serve --------------------------------------------------------------------------
@@ -48,11 +59,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from django.conf import settings
 
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
-    migrate()
+    if not args.no_migrate:
+        migrate()
     worker = None
     if not args.no_worker:
-        # One background worker (email, SMS, purge) so nothing else needs starting.
-        worker = subprocess.Popen([sys.executable, "-m", "sealbox.cli", "worker"])  # noqa: S603
+        # One background worker (email, SMS, purge) so nothing else needs starting; the
+        # migrations are done already.
+        worker = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "sealbox.cli", "worker", "--no-migrate"]
+        )
     address = f"http://{args.host}:{args.port}"
     print(
         f"Sealbox is serving on {address} (data in {settings.DATA_DIR}). Press Ctrl-C to stop.",
@@ -105,7 +120,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     setup_django()
     from django.core.management import call_command
 
-    migrate()
+    if not args.no_migrate:
+        migrate()
     start_purge_thread(args.purge_interval)
     call_command("db_worker")
     return 0
@@ -384,7 +400,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-worker", action="store_true", help="do not start the background task worker"
     )
+    serve.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not apply migrations at start (run `sealbox migrate` once per deploy)",
+    )
     serve.set_defaults(handler=cmd_serve)
+
+    migrate_ = commands.add_parser(
+        "migrate", help="apply database migrations (once per deploy; safe to run concurrently)"
+    )
+    migrate_.set_defaults(handler=cmd_migrate)
 
     worker = commands.add_parser("worker", help="run background tasks (email, SMS, purge)")
     worker.add_argument(
@@ -393,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=60,
         metavar="SECONDS",
         help="how often expired content is wiped (default 60)",
+    )
+    worker.add_argument(
+        "--no-migrate", action="store_true", help="do not apply migrations at start"
     )
     worker.set_defaults(handler=cmd_worker)
 

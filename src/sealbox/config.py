@@ -33,8 +33,8 @@ class Config:
     sms_url: str
     base_url: str
     secret_key: str
+    secret_key_fallbacks: list[str]
     debug: bool
-    cache: dict[str, Any]
     session_idle_seconds: int
     session_max_seconds: int
     trusted_proxy_count: int
@@ -197,13 +197,34 @@ def _base_url(env: dict[str, str]) -> str:
     return raw.rstrip("/")
 
 
-def _secret_key(env: dict[str, str], data_dir: Path) -> str:
+def _secret_key(env: dict[str, str], data_dir: Path, database: dict[str, Any]) -> str:
     raw = env.get("SEALBOX_SECRET_KEY")
     if raw:
         if len(raw) < 32:
             raise ConfigError("SEALBOX_SECRET_KEY: expected at least 32 characters")
         return raw
+    if database["ENGINE"] != "django.db.backends.sqlite3":
+        # Every app server and worker of a shared database must hold the same key, or
+        # sessions and sealed emails made on one node fail on the others: a key generated
+        # into one node's data folder would be that node's alone.
+        raise ConfigError(
+            "SEALBOX_SECRET_KEY: required with a shared database (set the same value on "
+            "every app server and worker; e.g. python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(50))')"
+        )
     return load_or_create_secret_key(data_dir / "secret_key")
+
+
+def _secret_key_fallbacks(env: dict[str, str]) -> list[str]:
+    """Former secret keys, newest first, still accepted while a rotation completes."""
+    raw = env.get("SEALBOX_SECRET_KEY_FALLBACKS") or ""
+    keys = [key.strip() for key in raw.split(",") if key.strip()]
+    if any(len(key) < 32 for key in keys):
+        raise ConfigError(
+            "SEALBOX_SECRET_KEY_FALLBACKS: expected former keys of at least 32 characters, "
+            "separated by commas"
+        )
+    return keys
 
 
 def load_or_create_secret_key(path: Path) -> str:
@@ -220,15 +241,6 @@ def load_or_create_secret_key(path: Path) -> str:
     if len(key) < 32:
         raise ConfigError(f"SEALBOX_SECRET_KEY: the generated key in {path} is damaged")
     return key
-
-
-def _cache(env: dict[str, str]) -> dict[str, Any]:
-    raw = env.get("SEALBOX_CACHE_URL")
-    if not raw:
-        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-    if urlsplit(raw).scheme not in ("redis", "rediss"):
-        raise ConfigError("SEALBOX_CACHE_URL: expected redis://host:6379/0")
-    return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": raw}
 
 
 def _time_zone(env: dict[str, str]) -> str:
@@ -251,16 +263,17 @@ def load(env: dict[str, str] | None = None) -> Config:
     env = dict(os.environ if env is None else env)
     data_dir = _data_dir(env)
     base_url = _base_url(env)
+    database = _database(env, data_dir)
     return Config(
         data_dir=data_dir,
-        database=_database(env, data_dir),
+        database=database,
         storage=_storage(env, data_dir),
         email=_email(env, data_dir),
         sms_url=_sms_url(env),
         base_url=base_url,
-        secret_key=_secret_key(env, data_dir),
+        secret_key=_secret_key(env, data_dir, database),
+        secret_key_fallbacks=_secret_key_fallbacks(env),
         debug=_bool("SEALBOX_DEBUG", env, False),
-        cache=_cache(env),
         session_idle_seconds=_int("SEALBOX_SESSION_IDLE_MINUTES", env, 60, minimum=1) * 60,
         session_max_seconds=_int("SEALBOX_SESSION_MAX_HOURS", env, 12, minimum=1) * 3600,
         trusted_proxy_count=_int("SEALBOX_TRUSTED_PROXY_COUNT", env, 0),

@@ -13,6 +13,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 DATA_DIR = CONFIG.data_dir
 SECRET_KEY = CONFIG.secret_key
+SECRET_KEY_FALLBACKS = CONFIG.secret_key_fallbacks
 DEBUG = CONFIG.debug
 SEALBOX_BASE_URL = CONFIG.base_url
 SEALBOX_SMS_URL = CONFIG.sms_url
@@ -100,7 +101,9 @@ STATICFILES_DIRS = [PACKAGE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-CACHES = {"default": CONFIG.cache}
+# Nothing shared lives in a cache: limits, sessions and the task queue are in the
+# database, so every app server sees the same state without Redis.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Email ------------------------------------------------------------------------
 for _key, _value in CONFIG.email.items():
