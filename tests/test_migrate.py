@@ -8,20 +8,12 @@ one (duplicate type names) and SQLite created tables twice.
 import os
 import subprocess
 import sys
-import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from tests.processes import SHARED_SECRET_KEY, clean_env, empty_postgres_database
+
 SEALBOX = os.path.join(os.path.dirname(sys.executable), "sealbox")
-POSTGRES_URL = os.environ.get("SEALBOX_TEST_DATABASE_URL", "")
-
-
-def clean_env(tmp_path, **extra) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEALBOX_", "DJANGO_"))}
-    env["SEALBOX_DATA_DIR"] = str(tmp_path / "data")
-    env.update(extra)
-    return env
 
 
 def start_together(commands: list[list[str]], env: dict[str, str]) -> list[tuple[int, str]]:
@@ -55,25 +47,14 @@ def test_concurrent_migrations_on_sqlite(tmp_path):
 
 
 @pytest.fixture
-def empty_postgres_database():
-    if not POSTGRES_URL:
-        pytest.skip("needs PostgreSQL: set SEALBOX_TEST_DATABASE_URL")
-    import psycopg
-
-    name = f"sealbox_migrate_{uuid.uuid4().hex[:12]}"
-    parts = urlsplit(POSTGRES_URL)
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield urlunsplit(parts._replace(path=f"/{name}"))
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def postgres_url():
+    with empty_postgres_database() as url:
+        yield url
 
 
-def test_concurrent_first_start_on_postgresql(tmp_path, empty_postgres_database):
+def test_concurrent_first_start_on_postgresql(tmp_path, postgres_url):
     env = clean_env(
-        tmp_path,
-        SEALBOX_DATABASE_URL=empty_postgres_database,
-        SEALBOX_SECRET_KEY="same-key-on-every-node-" + "x" * 20,
+        tmp_path, SEALBOX_DATABASE_URL=postgres_url, SEALBOX_SECRET_KEY=SHARED_SECRET_KEY
     )
     results = start_together(
         [

@@ -63,7 +63,13 @@ def test_serve_creates_data_serves_pages_and_stops_on_ctrl_c(served):
     assert status == 200 and b"Log in" in body
     status, css = get(base + "/static/sealbox/css/sealbox.css")
     assert status == 200 and b"Sealbox" in css
-    assert get(base + "/healthz") == (200, b'{"status": "ok", "database": "ok", "storage": "ok"}')
+    assert get(base + "/healthz") == (200, b'{"status": "ok"}')
+    # The embedded worker reports in: the install is ready, storage and queue included.
+    deadline = time.monotonic() + 30
+    while get(base + "/readyz")[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    status, ready = get(base + "/readyz")
+    assert status == 200, ready
 
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
     output, _ = process.communicate(timeout=30)

@@ -61,13 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
     if not args.no_migrate:
         migrate()
-    worker = None
-    if not args.no_worker:
-        # One background worker (email, SMS, purge) so nothing else needs starting; the
-        # migrations are done already.
-        worker = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "sealbox.cli", "worker", "--no-migrate"]
-        )
+    worker = None if args.no_worker else EmbeddedWorker()
     address = f"http://{args.host}:{args.port}"
     print(
         f"Sealbox is serving on {address} (data in {settings.DATA_DIR}). Press Ctrl-C to stop.",
@@ -76,13 +70,60 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         run_gunicorn(args.host, args.port, args.workers)
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if worker is not None:
+            worker.stop()
     return 0
+
+
+class EmbeddedWorker:
+    """The background worker `serve` runs beside gunicorn, restarted if it dies.
+
+    Nothing else is watching it on a one-machine install: without a restart, an email or
+    a login's SMS code would wait in the queue until someone noticed."""
+
+    RESTART_DELAYS_SECONDS = (1, 2, 5, 10, 30)
+
+    def __init__(self) -> None:
+        import threading
+
+        self._stopping = threading.Event()
+        self.process = self._start()
+        self.restarts = 0
+        threading.Thread(target=self._watch, name="sealbox-worker-watch", daemon=True).start()
+
+    @staticmethod
+    def _start() -> subprocess.Popen:
+        # The migrations are done already.
+        return subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "sealbox.cli", "worker", "--no-migrate"]
+        )
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            code = self.process.wait()
+            if self._stopping.is_set():
+                return
+            delay = self.RESTART_DELAYS_SECONDS[
+                min(self.restarts, len(self.RESTART_DELAYS_SECONDS) - 1)
+            ]
+            print(
+                f"sealbox: the background worker stopped (exit {code}); restarting in {delay} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            if self._stopping.wait(delay):
+                return
+            self.restarts += 1
+            self.process = self._start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
 
 
 def run_gunicorn(host: str, port: int, workers: int) -> None:
@@ -118,12 +159,12 @@ def run_gunicorn(host: str, port: int, workers: int) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     setup_django()
-    from django.core.management import call_command
+    from sealbox.ops.worker import run_worker
 
     if not args.no_migrate:
         migrate()
     start_purge_thread(args.purge_interval)
-    call_command("db_worker")
+    run_worker()
     return 0
 
 
@@ -158,9 +199,13 @@ def run_purge():
     from sealbox.audit import retention
     from sealbox.envelopes import services as envelopes
     from sealbox.exchange import services as exchange
+    from sealbox.ops import services as ops
+    from sealbox.ops.worker import requeue_abandoned_tasks
     from sealbox.ratelimit import services as ratelimit
     from sealbox.twofactor import services as twofactor
 
+    requeue_abandoned_tasks()
+    ops.purge_stale_heartbeats()
     report = exchange.purge()
     envelopes.record_expired()  # envelope.expired events; submissions expire as messages
     ratelimit.purge_older_than(timedelta(days=2))

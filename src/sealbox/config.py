@@ -138,7 +138,17 @@ def _storage(env: dict[str, str], data_dir: Path) -> dict[str, Any]:
                 "SEALBOX_STORAGE_URL: expected s3://bucket?endpoint_url=https://…&region=…"
             )
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        from botocore.config import Config as BotoConfig
+
         options: dict[str, Any] = {
+            # A store that hangs must not hold a request (or /readyz) for minutes: bounded
+            # connect and read waits, a few retries on throttling and connection errors.
+            "client_config": BotoConfig(
+                connect_timeout=5,
+                read_timeout=30,
+                retries={"max_attempts": 3, "mode": "standard"},
+                signature_version="s3v4",
+            ),
             "bucket_name": parts.hostname,
             "default_acl": None,
             "file_overwrite": True,

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "sealbox.exchange",
     "sealbox.envelopes",
     "sealbox.history",
+    "sealbox.ops",
 ]
 
 MIDDLEWARE = [

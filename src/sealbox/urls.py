@@ -3,12 +3,14 @@ from django.urls import include, path
 
 from sealbox import views
 from sealbox.api.main import api
+from sealbox.ops import views as ops
 
 admin.site.site_header = "Sealbox operator"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
     path("i18n/language/", views.set_language, name="set_language"),
     path("", include("sealbox.accounts.urls")),
     path("", include("sealbox.twofactor.urls")),  # two-factor login step and security pages
