@@ -141,7 +141,9 @@ def run_gunicorn(host: str, port: int, workers: int) -> None:
                 "threads": 8,
                 "timeout": 120,
                 "graceful_timeout": 10,
-                "accesslog": "-",
+                # Sealbox logs each request itself (sealbox.request), with the client's
+                # address resolved behind trusted proxies and the route, not the path.
+                "accesslog": None,
                 "errorlog": "-",
             }
             for key, value in options.items():

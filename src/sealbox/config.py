@@ -40,6 +40,8 @@ class Config:
     trusted_proxy_count: int
     default_from_email: str
     time_zone: str
+    log_format: str
+    metrics_token: str
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -262,6 +264,20 @@ def _time_zone(env: dict[str, str]) -> str:
     return raw
 
 
+def _choice(name: str, env: dict[str, str], default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or default).strip().lower()
+    if raw not in choices:
+        raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _metrics_token(env: dict[str, str]) -> str:
+    raw = env.get("SEALBOX_METRICS_TOKEN") or ""
+    if raw and len(raw) < 24:
+        raise ConfigError("SEALBOX_METRICS_TOKEN: expected at least 24 characters")
+    return raw
+
+
 def _default_from(base_url: str) -> str:
     host = urlsplit(base_url).hostname or "localhost"
     if host.replace(".", "").isdigit() or ":" in host:
@@ -289,4 +305,6 @@ def load(env: dict[str, str] | None = None) -> Config:
         trusted_proxy_count=_int("SEALBOX_TRUSTED_PROXY_COUNT", env, 0),
         default_from_email=env.get("SEALBOX_FROM_EMAIL") or _default_from(base_url),
         time_zone=_time_zone(env),
+        log_format=_choice("SEALBOX_LOG_FORMAT", env, "plain", ("plain", "json")),
+        metrics_token=_metrics_token(env),
     )

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 from csp.constants import NONE, SELF
 from django.utils.translation import gettext_lazy as _
 
-from sealbox import config
+from sealbox import config, logs
 
 CONFIG = config.load()
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -51,6 +51,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "sealbox.middleware.RequestLogMiddleware",  # request id, access line, metrics
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -209,11 +210,5 @@ OTP_TOTP_ISSUER = "Sealbox"
 # Sealbox counts failures itself (5 per code, lock after 100 in a row), on sealbox.clock.
 OTP_TOTP_THROTTLE_FACTOR = 0
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+LOGGING = logs.logging_config(CONFIG.log_format)
+SEALBOX_METRICS_TOKEN = CONFIG.metrics_token
