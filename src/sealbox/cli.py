@@ -55,6 +55,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    metrics_directory()
     setup_django()
     from django.conf import settings
 
@@ -126,9 +127,30 @@ class EmbeddedWorker:
                 self.process.kill()
 
 
+def metrics_directory() -> None:
+    """Share request metrics between gunicorn's processes (prometheus multi-process mode).
+
+    Set before anything imports prometheus-client, so every process writes its counts
+    there; a fresh folder per `serve`, so a restart does not add up the last run's."""
+    import shutil
+    import tempfile
+
+    from sealbox import config
+
+    try:
+        parent = config.data_dir() / "metrics"
+    except config.ConfigError:
+        return  # setup_django() reports it, in one line
+    parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.iterdir():
+        shutil.rmtree(old, ignore_errors=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(dir=parent)
+
+
 def run_gunicorn(host: str, port: int, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
 
+    from sealbox.ops.metrics import forget_process
     from sealbox.wsgi import application
 
     class SealboxServer(BaseApplication):
@@ -145,6 +167,7 @@ def run_gunicorn(host: str, port: int, workers: int) -> None:
                 # address resolved behind trusted proxies and the route, not the path.
                 "accesslog": None,
                 "errorlog": "-",
+                "child_exit": lambda _server, worker: forget_process(worker.pid),
             }
             for key, value in options.items():
                 self.cfg.set(key, value)

@@ -42,6 +42,7 @@ class Config:
     time_zone: str
     log_format: str
     metrics_token: str
+    metrics_allow: list[str]
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -76,6 +77,11 @@ def _data_dir(env: dict[str, str]) -> Path:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"SEALBOX_DATA_DIR: {path} exists and is not a folder")
     return path
+
+
+def data_dir(env: dict[str, str] | None = None) -> Path:
+    """The data folder alone (for what must be set up before Django loads)."""
+    return _data_dir(dict(os.environ if env is None else env))
 
 
 def _database(env: dict[str, str], data_dir: Path) -> dict[str, Any]:
@@ -278,6 +284,23 @@ def _metrics_token(env: dict[str, str]) -> str:
     return raw
 
 
+def _networks(name: str, env: dict[str, str]) -> list[str]:
+    import ipaddress
+
+    networks = []
+    for raw in (env.get(name) or "").split(","):
+        if not raw.strip():
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(raw.strip(), strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f"{name}: expected addresses or networks separated by commas "
+                f"(e.g. 10.0.0.0/8,127.0.0.1), got {raw.strip()!r}"
+            ) from None
+    return networks
+
+
 def _default_from(base_url: str) -> str:
     host = urlsplit(base_url).hostname or "localhost"
     if host.replace(".", "").isdigit() or ":" in host:
@@ -307,4 +330,5 @@ def load(env: dict[str, str] | None = None) -> Config:
         time_zone=_time_zone(env),
         log_format=_choice("SEALBOX_LOG_FORMAT", env, "plain", ("plain", "json")),
         metrics_token=_metrics_token(env),
+        metrics_allow=_networks("SEALBOX_METRICS_ALLOW", env),
     )

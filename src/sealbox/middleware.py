@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from sealbox import clock, logs
 from sealbox.accounts import services as accounts
 from sealbox.http import client_ip
+from sealbox.ops import metrics
 
 # Touching the session on every request would write it every time; a 30 s granularity
 # keeps the idle timeout exact to within half a minute.
@@ -122,3 +123,4 @@ class RequestLogMiddleware:
             user_id=user.pk if user is not None and user.is_authenticated else None,
         )
         request_logger.info("%s %s %s", request.method, route, status)
+        metrics.observe_request(request.method, route, status, context["duration_ms"] / 1000)

@@ -212,3 +212,4 @@ OTP_TOTP_THROTTLE_FACTOR = 0
 
 LOGGING = logs.logging_config(CONFIG.log_format)
 SEALBOX_METRICS_TOKEN = CONFIG.metrics_token
+SEALBOX_METRICS_ALLOW = CONFIG.metrics_allow

@@ -11,6 +11,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
+    path("metrics", ops.metrics_view, name="metrics"),
     path("i18n/language/", views.set_language, name="set_language"),
     path("", include("sealbox.accounts.urls")),
     path("", include("sealbox.twofactor.urls")),  # two-factor login step and security pages

@@ -172,3 +172,24 @@ def start_heartbeat_thread(name: str, interval: float = HEARTBEAT_INTERVAL_SECON
             time.sleep(interval)
 
     threading.Thread(target=loop, name="sealbox-heartbeat", daemon=True).start()
+
+
+# --- background counters ----------------------------------------------------------------
+
+
+def count(name: str, amount: int = 1) -> None:
+    """Add `amount` to a cluster-wide counter (an atomic UPDATE; created on first use)."""
+    from django.db import IntegrityError, transaction
+    from django.db.models import F
+
+    from sealbox.ops.models import EventCounter
+
+    if amount <= 0:
+        return
+    if EventCounter.objects.filter(name=name).update(value=F("value") + amount):
+        return
+    try:
+        with transaction.atomic():
+            EventCounter.objects.create(name=name, value=amount)
+    except IntegrityError:  # created meanwhile by another worker
+        EventCounter.objects.filter(name=name).update(value=F("value") + amount)

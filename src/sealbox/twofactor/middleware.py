@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from sealbox.twofactor import services
 
 ALLOWED_NAMESPACES = {"twofactor"}
-ALLOWED_VIEWS = {"accounts:logout", "set_language", "healthz", "readyz"}
+ALLOWED_VIEWS = {"accounts:logout", "set_language", "healthz", "readyz", "metrics"}
 
 
 def _allowed(path: str) -> bool:
