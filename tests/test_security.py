@@ -72,25 +72,23 @@ def test_session_cookie_flags_in_a_response(client, user):
     assert cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Lax"
 
 
-def test_healthz_checks_database_and_storage(client):
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "storage": "ok"}
+def test_readyz_fails_when_storage_fails(client, tmp_path, settings):
+    from sealbox.ops import services
 
-
-def test_healthz_fails_when_storage_fails(client, tmp_path, settings):
+    services.beat("node:1", services.clock.now())
     blocked = tmp_path / "not-a-dir"
-    blocked.write_text("x")  # a file where the blob folder should be: writes fail
+    blocked.write_text("x")  # a file where the blob folder should be
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
             "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(blocked)},
+            "OPTIONS": {"location": str(blocked / "blobs")},
         },
     }
-    response = client.get("/healthz")
+    response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"status": "failed", "database": "ok", "storage": "failed"}
+    assert response.json()["storage"] == "failed"
+    assert response.json()["database"] == "ok"
 
 
 def test_admin_is_for_operators_only(logged_in_client):

@@ -29,6 +29,7 @@ def get(url: str) -> tuple[int, bytes]:
 def served(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEALBOX_", "DJANGO_"))}
     env["SEALBOX_DATA_DIR"] = str(tmp_path / "data")
+    env["SEALBOX_METRICS_ALLOW"] = "127.0.0.1"
     port = free_port()
     sealbox = os.path.join(os.path.dirname(sys.executable), "sealbox")
     process = subprocess.Popen(
@@ -63,7 +64,17 @@ def test_serve_creates_data_serves_pages_and_stops_on_ctrl_c(served):
     assert status == 200 and b"Log in" in body
     status, css = get(base + "/static/sealbox/css/sealbox.css")
     assert status == 200 and b"Sealbox" in css
-    assert get(base + "/healthz") == (200, b'{"status": "ok", "database": "ok", "storage": "ok"}')
+    assert get(base + "/healthz") == (200, b'{"status": "ok"}')
+    # The embedded worker reports in: the install is ready, storage and queue included.
+    deadline = time.monotonic() + 30
+    while get(base + "/readyz")[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    status, ready = get(base + "/readyz")
+    assert status == 200, ready
+    # Request counts of gunicorn's worker processes meet in one scrape.
+    status, metrics = get(base + "/metrics")
+    assert status == 200
+    assert b'sealbox_http_requests_total{method="GET",route="login/",status="200"} 1.0' in metrics
 
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
     output, _ = process.communicate(timeout=30)

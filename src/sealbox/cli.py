@@ -35,6 +35,7 @@ def setup_django() -> None:
 
 
 def migrate() -> None:
+    """Apply migrations, under the migration lock (the `migrate` command takes it)."""
     from django.core.management import CommandError as DjangoCommandError
     from django.core.management import call_command
 
@@ -44,19 +45,28 @@ def migrate() -> None:
         raise CommandError(str(error)) from None
 
 
-# --- serve --------------------------------------------------------------------------
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_migrate(args: argparse.Namespace) -> int:
     setup_django()
     from django.conf import settings
 
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
     migrate()
-    worker = None
-    if not args.no_worker:
-        # One background worker (email, SMS, purge) so nothing else needs starting.
-        worker = subprocess.Popen([sys.executable, "-m", "sealbox.cli", "worker"])  # noqa: S603
+    print("Migrations applied.")
+    return 0
+
+
+# --- serve --------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    metrics_directory()
+    setup_django()
+    from django.conf import settings
+
+    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    if not args.no_migrate:
+        migrate()
+    worker = None if args.no_worker else EmbeddedWorker()
     address = f"http://{args.host}:{args.port}"
     print(
         f"Sealbox is serving on {address} (data in {settings.DATA_DIR}). Press Ctrl-C to stop.",
@@ -65,18 +75,86 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         run_gunicorn(args.host, args.port, args.workers)
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if worker is not None:
+            worker.stop()
     return 0
+
+
+class EmbeddedWorker:
+    """The background worker `serve` runs beside gunicorn, restarted if it dies.
+
+    Nothing else is watching it on a one-machine install: without a restart, an email or
+    a login's SMS code would wait in the queue until someone noticed."""
+
+    RESTART_DELAYS_SECONDS = (1, 2, 5, 10, 30)
+
+    def __init__(self) -> None:
+        import threading
+
+        self._stopping = threading.Event()
+        self.process = self._start()
+        self.restarts = 0
+        threading.Thread(target=self._watch, name="sealbox-worker-watch", daemon=True).start()
+
+    @staticmethod
+    def _start() -> subprocess.Popen:
+        # The migrations are done already.
+        return subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "sealbox.cli", "worker", "--no-migrate"]
+        )
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            code = self.process.wait()
+            if self._stopping.is_set():
+                return
+            delay = self.RESTART_DELAYS_SECONDS[
+                min(self.restarts, len(self.RESTART_DELAYS_SECONDS) - 1)
+            ]
+            print(
+                f"sealbox: the background worker stopped (exit {code}); restarting in {delay} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            if self._stopping.wait(delay):
+                return
+            self.restarts += 1
+            self.process = self._start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def metrics_directory() -> None:
+    """Share request metrics between gunicorn's processes (prometheus multi-process mode).
+
+    Set before anything imports prometheus-client, so every process writes its counts
+    there; a fresh folder per `serve`, so a restart does not add up the last run's."""
+    import shutil
+    import tempfile
+
+    from sealbox import config
+
+    try:
+        parent = config.data_dir() / "metrics"
+    except config.ConfigError:
+        return  # setup_django() reports it, in one line
+    parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.iterdir():
+        shutil.rmtree(old, ignore_errors=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(dir=parent)
 
 
 def run_gunicorn(host: str, port: int, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
 
+    from sealbox.ops.metrics import forget_process
     from sealbox.wsgi import application
 
     class SealboxServer(BaseApplication):
@@ -89,8 +167,11 @@ def run_gunicorn(host: str, port: int, workers: int) -> None:
                 "threads": 8,
                 "timeout": 120,
                 "graceful_timeout": 10,
-                "accesslog": "-",
+                # Sealbox logs each request itself (sealbox.request), with the client's
+                # address resolved behind trusted proxies and the route, not the path.
+                "accesslog": None,
                 "errorlog": "-",
+                "child_exit": lambda _server, worker: forget_process(worker.pid),
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
@@ -107,11 +188,12 @@ def run_gunicorn(host: str, port: int, workers: int) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     setup_django()
-    from django.core.management import call_command
+    from sealbox.ops.worker import run_worker
 
-    migrate()
+    if not args.no_migrate:
+        migrate()
     start_purge_thread(args.purge_interval)
-    call_command("db_worker")
+    run_worker()
     return 0
 
 
@@ -147,9 +229,13 @@ def run_purge():
     from sealbox.envelopes import services as envelopes
     from sealbox.exchange import services as exchange
     from sealbox.notify import services as notify
+    from sealbox.ops import services as ops
+    from sealbox.ops.worker import requeue_abandoned_tasks
     from sealbox.ratelimit import services as ratelimit
     from sealbox.twofactor import services as twofactor
 
+    requeue_abandoned_tasks()
+    ops.purge_stale_heartbeats()
     report = exchange.purge()
     envelopes.record_expired()  # envelope.expired events; submissions expire as messages
     ratelimit.purge_older_than(timedelta(days=2))
@@ -422,7 +508,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-worker", action="store_true", help="do not start the background task worker"
     )
+    serve.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not apply migrations at start (run `sealbox migrate` once per deploy)",
+    )
     serve.set_defaults(handler=cmd_serve)
+
+    migrate_ = commands.add_parser(
+        "migrate", help="apply database migrations (once per deploy; safe to run concurrently)"
+    )
+    migrate_.set_defaults(handler=cmd_migrate)
 
     worker = commands.add_parser("worker", help="run background tasks (email, SMS, purge)")
     worker.add_argument(
@@ -431,6 +527,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=60,
         metavar="SECONDS",
         help="how often expired content is wiped (default 60)",
+    )
+    worker.add_argument(
+        "--no-migrate", action="store_true", help="do not apply migrations at start"
     )
     worker.set_defaults(handler=cmd_worker)
 

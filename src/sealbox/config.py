@@ -33,13 +33,16 @@ class Config:
     sms_url: str
     base_url: str
     secret_key: str
+    secret_key_fallbacks: list[str]
     debug: bool
-    cache: dict[str, Any]
     session_idle_seconds: int
     session_max_seconds: int
     trusted_proxy_count: int
     default_from_email: str
     time_zone: str
+    log_format: str
+    metrics_token: str
+    metrics_allow: list[str]
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -74,6 +77,11 @@ def _data_dir(env: dict[str, str]) -> Path:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"SEALBOX_DATA_DIR: {path} exists and is not a folder")
     return path
+
+
+def data_dir(env: dict[str, str] | None = None) -> Path:
+    """The data folder alone (for what must be set up before Django loads)."""
+    return _data_dir(dict(os.environ if env is None else env))
 
 
 def _database(env: dict[str, str], data_dir: Path) -> dict[str, Any]:
@@ -142,7 +150,17 @@ def _storage(env: dict[str, str], data_dir: Path) -> dict[str, Any]:
                 "SEALBOX_STORAGE_URL: expected s3://bucket?endpoint_url=https://…&region=…"
             )
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        from botocore.config import Config as BotoConfig
+
         options: dict[str, Any] = {
+            # A store that hangs must not hold a request (or /readyz) for minutes: bounded
+            # connect and read waits, a few retries on throttling and connection errors.
+            "client_config": BotoConfig(
+                connect_timeout=5,
+                read_timeout=30,
+                retries={"max_attempts": 3, "mode": "standard"},
+                signature_version="s3v4",
+            ),
             "bucket_name": parts.hostname,
             "default_acl": None,
             "file_overwrite": True,
@@ -201,13 +219,34 @@ def _base_url(env: dict[str, str]) -> str:
     return raw.rstrip("/")
 
 
-def _secret_key(env: dict[str, str], data_dir: Path) -> str:
+def _secret_key(env: dict[str, str], data_dir: Path, database: dict[str, Any]) -> str:
     raw = env.get("SEALBOX_SECRET_KEY")
     if raw:
         if len(raw) < 32:
             raise ConfigError("SEALBOX_SECRET_KEY: expected at least 32 characters")
         return raw
+    if database["ENGINE"] != "django.db.backends.sqlite3":
+        # Every app server and worker of a shared database must hold the same key, or
+        # sessions and sealed emails made on one node fail on the others: a key generated
+        # into one node's data folder would be that node's alone.
+        raise ConfigError(
+            "SEALBOX_SECRET_KEY: required with a shared database (set the same value on "
+            "every app server and worker; e.g. python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(50))')"
+        )
     return load_or_create_secret_key(data_dir / "secret_key")
+
+
+def _secret_key_fallbacks(env: dict[str, str]) -> list[str]:
+    """Former secret keys, newest first, still accepted while a rotation completes."""
+    raw = env.get("SEALBOX_SECRET_KEY_FALLBACKS") or ""
+    keys = [key.strip() for key in raw.split(",") if key.strip()]
+    if any(len(key) < 32 for key in keys):
+        raise ConfigError(
+            "SEALBOX_SECRET_KEY_FALLBACKS: expected former keys of at least 32 characters, "
+            "separated by commas"
+        )
+    return keys
 
 
 def load_or_create_secret_key(path: Path) -> str:
@@ -226,15 +265,6 @@ def load_or_create_secret_key(path: Path) -> str:
     return key
 
 
-def _cache(env: dict[str, str]) -> dict[str, Any]:
-    raw = env.get("SEALBOX_CACHE_URL")
-    if not raw:
-        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-    if urlsplit(raw).scheme not in ("redis", "rediss"):
-        raise ConfigError("SEALBOX_CACHE_URL: expected redis://host:6379/0")
-    return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": raw}
-
-
 def _time_zone(env: dict[str, str]) -> str:
     raw = env.get("SEALBOX_TIME_ZONE") or "UTC"
     if raw not in zoneinfo.available_timezones():
@@ -242,6 +272,37 @@ def _time_zone(env: dict[str, str]) -> str:
             f"SEALBOX_TIME_ZONE: expected a time zone like America/Toronto, got {raw!r}"
         )
     return raw
+
+
+def _choice(name: str, env: dict[str, str], default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or default).strip().lower()
+    if raw not in choices:
+        raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _metrics_token(env: dict[str, str]) -> str:
+    raw = env.get("SEALBOX_METRICS_TOKEN") or ""
+    if raw and len(raw) < 24:
+        raise ConfigError("SEALBOX_METRICS_TOKEN: expected at least 24 characters")
+    return raw
+
+
+def _networks(name: str, env: dict[str, str]) -> list[str]:
+    import ipaddress
+
+    networks = []
+    for raw in (env.get(name) or "").split(","):
+        if not raw.strip():
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(raw.strip(), strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f"{name}: expected addresses or networks separated by commas "
+                f"(e.g. 10.0.0.0/8,127.0.0.1), got {raw.strip()!r}"
+            ) from None
+    return networks
 
 
 def _default_from(base_url: str) -> str:
@@ -255,19 +316,23 @@ def load(env: dict[str, str] | None = None) -> Config:
     env = dict(os.environ if env is None else env)
     data_dir = _data_dir(env)
     base_url = _base_url(env)
+    database = _database(env, data_dir)
     return Config(
         data_dir=data_dir,
-        database=_database(env, data_dir),
+        database=database,
         storage=_storage(env, data_dir),
         email=_email(env, data_dir),
         sms_url=_sms_url(env),
         base_url=base_url,
-        secret_key=_secret_key(env, data_dir),
+        secret_key=_secret_key(env, data_dir, database),
+        secret_key_fallbacks=_secret_key_fallbacks(env),
         debug=_bool("SEALBOX_DEBUG", env, False),
-        cache=_cache(env),
         session_idle_seconds=_int("SEALBOX_SESSION_IDLE_MINUTES", env, 60, minimum=1) * 60,
         session_max_seconds=_int("SEALBOX_SESSION_MAX_HOURS", env, 12, minimum=1) * 3600,
         trusted_proxy_count=_int("SEALBOX_TRUSTED_PROXY_COUNT", env, 0),
         default_from_email=env.get("SEALBOX_FROM_EMAIL") or _default_from(base_url),
         time_zone=_time_zone(env),
+        log_format=_choice("SEALBOX_LOG_FORMAT", env, "plain", ("plain", "json")),
+        metrics_token=_metrics_token(env),
+        metrics_allow=_networks("SEALBOX_METRICS_ALLOW", env),
     )

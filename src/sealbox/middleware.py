@@ -1,7 +1,11 @@
-"""Session lifetime and per-user preferences (language, time zone)."""
+"""Request ids and access lines, session lifetime, per-user preferences (language, time zone)."""
 
 from __future__ import annotations
 
+import logging
+import re
+import time
+import uuid
 import zoneinfo
 
 from django.conf import settings
@@ -9,8 +13,10 @@ from django.contrib import messages
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from sealbox import clock
+from sealbox import clock, logs
 from sealbox.accounts import services as accounts
+from sealbox.http import client_ip
+from sealbox.ops import metrics
 
 # Touching the session on every request would write it every time; a 30 s granularity
 # keeps the idle timeout exact to within half a minute.
@@ -70,3 +76,57 @@ class UserPreferencesMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+_REQUEST_ID_SHAPE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+request_logger = logging.getLogger("sealbox.request")
+
+
+class RequestLogMiddleware:
+    """Give each request an id (X-Request-ID), and log one access line when it ends.
+
+    The line carries the resolved client address (behind trusted proxies, the client's,
+    not the proxy's), the user id, the URL pattern — never the path, which may hold a
+    grant token — the status and the duration."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request_id = self._request_id(request)
+        context = {"request_id": request_id, "client_ip": client_ip(request)}
+        token = logs.request_context.set(context)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            self._log(request, response.status_code, started, context)
+            return response
+        except Exception:
+            self._log(request, 500, started, context)
+            raise
+        finally:
+            logs.request_context.reset(token)
+
+    @staticmethod
+    def _request_id(request) -> str:
+        # A proxy's id is kept only when proxies are trusted, and only in a safe shape.
+        forwarded = request.META.get("HTTP_X_REQUEST_ID", "")
+        if settings.SEALBOX_TRUSTED_PROXY_COUNT and _REQUEST_ID_SHAPE.match(forwarded):
+            return forwarded
+        return uuid.uuid4().hex
+
+    @staticmethod
+    def _log(request, status: int, started: float, context: dict) -> None:
+        match = getattr(request, "resolver_match", None)
+        route = match.route if match else "(unmatched)"
+        user = getattr(request, "_cached_user", None)  # never loads a user just to log it
+        context.update(
+            route=route,
+            method=request.method,
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            user_id=user.pk if user is not None and user.is_authenticated else None,
+        )
+        request_logger.info("%s %s %s", request.method, route, status)
+        metrics.observe_request(request.method, route, status, context["duration_ms"] / 1000)

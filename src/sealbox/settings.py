@@ -6,13 +6,14 @@ from urllib.parse import urlsplit
 from csp.constants import NONE, SELF
 from django.utils.translation import gettext_lazy as _
 
-from sealbox import config
+from sealbox import config, logs
 
 CONFIG = config.load()
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 DATA_DIR = CONFIG.data_dir
 SECRET_KEY = CONFIG.secret_key
+SECRET_KEY_FALLBACKS = CONFIG.secret_key_fallbacks
 DEBUG = CONFIG.debug
 SEALBOX_BASE_URL = CONFIG.base_url
 SEALBOX_SMS_URL = CONFIG.sms_url
@@ -46,9 +47,11 @@ INSTALLED_APPS = [
     "sealbox.exchange",
     "sealbox.envelopes",
     "sealbox.history",
+    "sealbox.ops",
 ]
 
 MIDDLEWARE = [
+    "sealbox.middleware.RequestLogMiddleware",  # request id, access line, metrics
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -100,7 +103,9 @@ STATICFILES_DIRS = [PACKAGE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-CACHES = {"default": CONFIG.cache}
+# Nothing shared lives in a cache: limits, sessions and the task queue are in the
+# database, so every app server sees the same state without Redis.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Email ------------------------------------------------------------------------
 for _key, _value in CONFIG.email.items():
@@ -208,11 +213,6 @@ OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # Sealbox counts failures itself (5 per code, lock after 100 in a row), on sealbox.clock.
 OTP_TOTP_THROTTLE_FACTOR = 0
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+LOGGING = logs.logging_config(CONFIG.log_format)
+SEALBOX_METRICS_TOKEN = CONFIG.metrics_token
+SEALBOX_METRICS_ALLOW = CONFIG.metrics_allow

@@ -3,10 +3,13 @@ from django.urls import include, path
 
 from sealbox import views
 from sealbox.api.main import api
+from sealbox.ops import views as ops
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("metrics", ops.metrics_view, name="metrics"),
     path("i18n/language/", views.set_language, name="set_language"),
     path("", include("sealbox.accounts.urls")),
     path("", include("sealbox.twofactor.urls")),  # two-factor login step and security pages

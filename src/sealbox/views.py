@@ -1,17 +1,11 @@
-"""Project-level pages: home, health check, language switch."""
-
-import uuid
+"""Project-level pages: home, language switch."""
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from django.db import connection
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST
 
 from sealbox.accounts import services as accounts
 
@@ -20,30 +14,6 @@ def home(request):
     if request.user.is_authenticated:
         return redirect("accounts:account")
     return redirect("accounts:login")
-
-
-@never_cache
-@require_GET
-def healthz(request):
-    """200 when the database answers and blob storage accepts a write; 503 otherwise."""
-    checks = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-        checks["database"] = "ok"
-    except Exception:
-        checks["database"] = "failed"
-    try:
-        name = default_storage.save(f"healthz/{uuid.uuid4().hex}", ContentFile(b"ok"))
-        default_storage.delete(name)
-        checks["storage"] = "ok"
-    except Exception:
-        checks["storage"] = "failed"
-    healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "failed", **checks}, status=200 if healthy else 503
-    )
 
 
 @require_POST

@@ -96,5 +96,5 @@ def test_resume_after_an_interrupted_chunk_on_s3(s3_storage, sender_transport):
     assert len(keys(s3_storage)) == 2
 
 
-def test_healthz_checks_s3(s3_storage, client):
-    assert client.get("/healthz").json()["storage"] == "ok"
+def test_readyz_checks_s3(s3_storage, client):
+    assert client.get("/readyz").json()["storage"] == "ok"

@@ -124,7 +124,7 @@ class HttpTransport:
             try:
                 data = json.loads(raw)
             except ValueError:
-                data = {"message": f"HTTP {response.status}"}
+                data = None  # a proxy's page: ClientError says what the status means
             from sealbox.client.messages import ClientError
 
             raise ClientError(response.status, data)

@@ -17,6 +17,8 @@ ALLOWED_VIEWS = {
     "accounts:logout",
     "set_language",
     "healthz",
+    "readyz",
+    "metrics",
     "twofactor:login_verify",
     "twofactor:login_send",
     "twofactor:login_methods",
