@@ -342,7 +342,7 @@ class LosingTransport:
 def test_the_client_recognises_a_chunk_stored_while_its_answer_was_lost(
     sender_transport, recipient_transport, monkeypatch
 ):
-    monkeypatch.setattr(client, "RETRY_DELAY", 0)
+    monkeypatch.setattr(client, "UPLOAD_RETRY_DELAYS_SECONDS", (0, 0))
     monkeypatch.setattr(client, "CHUNK_BYTES", 64 * 1024)
     transport = LosingTransport(sender_transport)
     data = os.urandom(150_000)
@@ -367,7 +367,7 @@ def test_the_client_recognises_a_chunk_stored_while_its_answer_was_lost(
 
 
 def test_the_client_retries_a_chunk_whose_body_was_cut_short(sender_transport, monkeypatch):
-    monkeypatch.setattr(client, "RETRY_DELAY", 0)
+    monkeypatch.setattr(client, "UPLOAD_RETRY_DELAYS_SECONDS", (0, 0))
     created = create_draft(sender_transport, size=300)
     blob = created["blobs"][1]
     calls = []

@@ -23,8 +23,9 @@ from sealbox.exchange.limits import MAX_MANIFEST_BYTES
 
 CHUNK_BYTES = 16 * 1024 * 1024  # the most the server takes in one request
 READ_BYTES = 1024 * 1024
-UPLOAD_ATTEMPTS = 3
-RETRY_DELAY = 1.0  # seconds before retrying a chunk, times the attempt number
+# Waits before each new try of a chunk: about half a minute in all, long enough for a
+# proxy to send the retry to another app server, or for a restarted one to come back.
+UPLOAD_RETRY_DELAYS_SECONDS: tuple[float, ...] = (1, 2, 4, 8, 15)
 
 
 class Transport(Protocol):
@@ -146,13 +147,17 @@ def put_chunk(
     A chunk the server stored while its answer was lost comes back as 409 "offset": the
     server's count then says whether it is this chunk, so it is not sent twice."""
     path = f"/api/v1/messages/{message_id}/blobs/{blob_id}?offset={offset}"
-    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+    waits = list(UPLOAD_RETRY_DELAYS_SECONDS)
+    while True:
         try:
             status, data = transport.request("PUT", path, body=chunk)
         except (OSError, http.client.HTTPException):
-            if attempt == UPLOAD_ATTEMPTS:
+            # Lost before the answer: the server may hold the chunk already.
+            if _stored_or_none(transport, message_id, blob_id) == offset + len(chunk):
+                return
+            if not waits:
                 raise
-            time.sleep(RETRY_DELAY * attempt)
+            time.sleep(waits.pop(0))
             continue
         error = (data or {}).get("error")
         if status == 200:
@@ -161,14 +166,22 @@ def put_chunk(
         if stored and _stored(transport, message_id, blob_id) == offset + len(chunk):
             return
         retry = status >= 500 or error == "short_body"
-        if not retry or attempt == UPLOAD_ATTEMPTS:
+        if not retry or not waits:
             raise ClientError(status, data)
-        time.sleep(RETRY_DELAY * attempt)
+        time.sleep(waits.pop(0))
 
 
 def _stored(transport: Transport, message_id: str, blob_id: str) -> int:
     state = check(*transport.request("GET", f"/api/v1/messages/{message_id}"))
     return next(b["stored"] for b in state["blobs"] if b["id"] == blob_id)
+
+
+def _stored_or_none(transport: Transport, message_id: str, blob_id: str) -> int | None:
+    """The server's count, or None while it cannot be asked (it is down)."""
+    try:
+        return _stored(transport, message_id, blob_id)
+    except (OSError, http.client.HTTPException, ClientError):
+        return None
 
 
 def check_manifest_size(size: int) -> None:
