@@ -3,6 +3,12 @@
 import pytest
 
 from sealbox.ops import services
+from tests.exchange.conftest import (  # noqa: F401 - fixtures
+    recipient_transport,
+    send,
+    sender,
+    sender_transport,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -81,3 +87,15 @@ def test_counters_add_up_from_parallel_workers(transactional_db):
     for thread in threads:
         thread.join()
     assert EventCounter.objects.get(name="sms_sent").value == 80
+
+
+def test_unlocks_and_uploads_are_counted(client, metrics_on, send, recipient_transport):  # noqa: F811
+    from sealbox.client import messages as client_lib
+
+    sent = send(body="counted", attachments=[client_lib.Attachment("a.bin", data=b"x" * 1000)])
+    email = next(iter(sent.links))
+    client_lib.open_message(recipient_transport, sent.links[email], code=sent.opening_codes[email])
+    text = scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert 'sealbox_unlocks_total{outcome="opened"}' in text
+    assert "sealbox_upload_chunks_total" in text
+    assert "sealbox_upload_bytes_total" in text

@@ -14,6 +14,7 @@ from sealbox.api.auth import public_csrf
 from sealbox.exchange import codes, services
 from sealbox.exchange.models import Blob, BlobKind, Delivery, Grant, ReplyMode, Verification
 from sealbox.exchange.services import ExchangeError
+from sealbox.ops import metrics
 from sealbox.twofactor.services import mask_phone
 
 router = Router(tags=["messages"])
@@ -399,7 +400,14 @@ def unlock(request: HttpRequest, token: str, payload: UnlockIn):
         if payload.password_verifier
         else None
     )
-    result = services.unlock(token, code=payload.code, password_verifier=verifier, request=request)
+    try:
+        result = services.unlock(
+            token, code=payload.code, password_verifier=verifier, request=request
+        )
+    except ExchangeError as refusal:
+        metrics.UNLOCKS.labels(outcome=refusal.code or "refused").inc()
+        raise
+    metrics.UNLOCKS.labels(outcome="opened").inc()
     return {
         "server_secret": b64encode(result.server_secret),
         "wrapped_key": b64encode(result.wrapped_key),

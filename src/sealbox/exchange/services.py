@@ -43,6 +43,7 @@ from sealbox.exchange.models import (
 )
 from sealbox.formats import human_size
 from sealbox.http import client_ip
+from sealbox.ops import metrics
 from sealbox.ratelimit import services as ratelimit
 from sealbox.ratelimit.services import Rule
 
@@ -568,7 +569,10 @@ def store_chunk(blob: Blob, offset: int, length: int, source) -> Blob:
             _("The upload was interrupted. Send this chunk again."), code="short_body"
         ) from None
     try:
-        return _record_chunk(blob, offset, length, stored_name)
+        recorded = _record_chunk(blob, offset, length, stored_name)
+        metrics.UPLOADED_CHUNKS.inc()
+        metrics.UPLOADED_BYTES.inc(length)
+        return recorded
     except BaseException:
         # Not recorded: the object is this attempt's alone (its name is unique), and
         # nothing will ever read it.
