@@ -10,8 +10,9 @@ seal a document nor forge a checkpoint.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -25,6 +26,8 @@ from django.db import IntegrityError, transaction
 from sealbox import clock
 from sealbox.audit import services as audit
 from sealbox.audit.models import SealingKey
+
+T = TypeVar("T")
 
 KEY_PASSWORD_INFO = b"sealbox sealing key v1"
 VALIDITY = timedelta(days=3652)  # 10 years
@@ -235,9 +238,23 @@ def seal_pdf(organisation: Any, pdf_in: BinaryIO, pdf_out: BinaryIO) -> None:
         subfilter=fields.SigSeedSubFilter.PADES,
     )
     writer = IncrementalPdfFileWriter(pdf_in, strict=False)
-    signers.PdfSigner(metadata, signer=_signer(sealing_key(organisation))).sign_pdf(
-        writer, output=pdf_out
-    )
+    signer = signers.PdfSigner(metadata, signer=_signer(sealing_key(organisation)))
+    outside_event_loop(signer.sign_pdf, writer, output=pdf_out)
+
+
+def outside_event_loop(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call one of pyHanko's synchronous functions, which start their own event loop
+    (asyncio.run): in a thread that already runs a loop (an ASGI server's, a test
+    browser's) that is refused, so the call then runs in a thread of its own."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return function(*args, **kwargs)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sealbox-seal") as pool:
+        return pool.submit(function, *args, **kwargs).result()
 
 
 def certificate_fingerprint(organisation: Any) -> str:
