@@ -39,7 +39,8 @@ def validate(data: bytes, trusted_pem: bytes):
     context = ValidationContext(trust_roots=[asn1_x509.Certificate.load(der)])
     reader = PdfFileReader(io.BytesIO(data))
     [signature] = reader.embedded_signatures
-    return signature, validate_pdf_signature(signature, context)
+    # pyHanko starts its own event loop: the browser tests' one may be running here.
+    return signature, sealing.outside_event_loop(validate_pdf_signature, signature, context)
 
 
 # --- the certificate --------------------------------------------------------------------

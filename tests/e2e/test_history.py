@@ -114,12 +114,8 @@ def test_exports_download_from_the_history(member_page, mail_folder, user, tmp_p
     assert any("Exported one" in row and "client@example.org" in row for row in rows)
     sheet = load_workbook(io.BytesIO(saved["Excel"]), read_only=True).active
     assert any("Exported one" in (row or ()) for row in sheet.iter_rows(values_only=True))
-    # pyHanko validates with asyncio.run, which cannot nest in Playwright's event loop.
-    from concurrent.futures import ThreadPoolExecutor
-
     certificate = sealing.certificate_pem(user.organisation)
-    with ThreadPoolExecutor(1) as pool:
-        _, status = pool.submit(validate, saved["PDF"], certificate).result()
+    _, status = validate(saved["PDF"], certificate)  # outside Playwright's event loop
     assert status.intact and status.valid and status.trusted
     result = exports.verify_jsonl(saved["Audit log (JSON Lines)"].splitlines())
     assert result.ok, result.message
