@@ -130,7 +130,7 @@ def make_org(capsys, monkeypatch, org: str, email: str) -> Organisation:
     return User.objects.get(email=email).organisation
 
 
-def test_operator_commands_take_an_id_or_a_slug(capsys, monkeypatch):
+def test_operator_commands_take_an_id_or_a_slug(capsys, monkeypatch, plans):
     acme = make_org(capsys, monkeypatch, "Acme Inc", "boss@acme.example")
     assert acme.slug == "acme-inc"
     out = manage("licence", "acme-inc", "--seats", "9")
@@ -155,7 +155,7 @@ def test_operator_commands_take_an_id_or_a_slug(capsys, monkeypatch):
 
 
 def test_an_organisation_named_like_anothers_slug_makes_it_ambiguous_not_captured(
-    capsys, monkeypatch
+    capsys, monkeypatch, plans
 ):
     acme = make_org(capsys, monkeypatch, "Acme Inc", "boss@acme.example")
     mallory = User.objects.get(
@@ -195,7 +195,7 @@ def test_an_organisation_named_like_anothers_slug_makes_it_ambiguous_not_capture
     assert evil.plan.name == "Advanced"
 
 
-def test_the_manage_command_refuses_in_one_line_with_a_non_zero_exit(capsys, monkeypatch):
+def test_the_manage_command_refuses_in_one_line_with_a_non_zero_exit(capsys, monkeypatch, plans):
     make_org(capsys, monkeypatch, "Acme Inc", "boss@acme.example")
     make_org(capsys, monkeypatch, "Mallory Ltd", "mallory@evil.example")
     users.update_organisation(None, User.objects.get(email="mallory@evil.example"), name="acme-inc")
