@@ -108,8 +108,15 @@ WHITENOISE_AUTOREFRESH = DEBUG
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Email ------------------------------------------------------------------------
-for _key, _value in CONFIG.email.items():
-    globals()[_key] = _value
+_email = CONFIG.email
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+EMAIL_FILE_PATH = _email.get("EMAIL_FILE_PATH")
 DEFAULT_FROM_EMAIL = CONFIG.default_from_email
 SERVER_EMAIL = CONFIG.default_from_email
 

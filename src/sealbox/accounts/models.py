@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import zoneinfo
-from datetime import date
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
@@ -258,11 +257,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.role == Role.ADMIN
 
 
-def first_of_month(today: date) -> date:
-    return today.replace(day=1)
-
-
-# --- Account management (issue 8) ----------------------------------------------------
+# --- Account management ----------------------------------------------------------
 
 
 class MessagePreferences(models.Model):

@@ -940,10 +940,6 @@ OPENED_ACTIONS = {
 }
 
 
-def code_binding(grant: Grant) -> str:
-    return f"grant:{grant.pk}"
-
-
 def check_proof(
     grant: Grant,
     *,
