@@ -30,8 +30,10 @@ class DjangoTransport:
         self.client = django_client
         self.ip = ip
 
-    def request(self, method, path, *, json_body=None, body=None):
+    def request(self, method, path, *, json_body=None, body=None, headers=None):
         extra = {"REMOTE_ADDR": self.ip, "HTTP_USER_AGENT": "sealbox-tests"}
+        for name, value in (headers or {}).items():
+            extra["HTTP_" + name.upper().replace("-", "_")] = value
         if json_body is not None or method in ("POST",):
             response = self.client.generic(
                 method,
