@@ -216,6 +216,25 @@ def test_email_code_verification(make_envelope):
     assert submit(envelope, code=code).status == 200
 
 
+def test_retry_after_is_the_resend_cooldown(make_envelope, clock, resend_cooldown):
+    envelope = make_envelope(
+        recipients=[
+            services.EnvelopeRecipient(
+                "client@example.org", verification=EnvelopeVerification.EMAIL_CODE
+            )
+        ]
+    )
+    path = f"/api/v1/envelope-links/{envelope.links.get().token}/code"
+    status, data = api(Client(), "POST", path)
+    assert status == 200 and data["retry_after"] == resend_cooldown
+    clock.advance(seconds=10)
+    status, data = api(Client(), "POST", path)
+    assert status == 429 and data["retry_after"] == resend_cooldown - 10
+    clock.advance(seconds=resend_cooldown - 10)
+    status, data = api(Client(), "POST", path)
+    assert status == 200 and data["retry_after"] == resend_cooldown
+
+
 def test_closing_kills_the_link_at_once(make_envelope, sender):
     envelope = make_envelope()
     client = logged_in(sender)

@@ -16,7 +16,11 @@ from sealbox import clock
 from sealbox.accounts.models import Role
 from sealbox.client import messages as client
 from tests.conftest import PASSWORD
-from tests.twofactor.conftest import SMSOutbox, sms_outbox  # noqa: F401 - shared fixture
+from tests.twofactor.conftest import (  # noqa: F401 - shared fixtures
+    SMSOutbox,
+    resend_cooldown,
+    sms_outbox,
+)
 
 LINK = re.compile(r"http://\S+/o/[A-Za-z0-9_-]+#[A-Za-z0-9_-]+")
 OPENING_CODE = re.compile(r"\b([A-Z2-9]{4}-[A-Z2-9]{4})\b")

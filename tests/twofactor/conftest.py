@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -73,6 +75,19 @@ def french():
     yield entries
     catalog._catalogs.pop(0)
     catalog._plurals.pop(0)
+
+
+@pytest.fixture(params=["as shipped", "changed"])
+def resend_cooldown(request, monkeypatch) -> int:
+    """The resend cooldown in seconds: the shipped constant, and a changed one (so a
+    caller that hard-codes the shipped value is caught)."""
+    if request.param == "changed":
+        changed = services.RESEND_COOLDOWN + timedelta(seconds=30)
+        monkeypatch.setattr(services, "RESEND_COOLDOWN", changed)
+        monkeypatch.setattr(
+            services, "SMS_PER_BINDING", replace(services.SMS_PER_BINDING, window=changed)
+        )
+    return int(services.RESEND_COOLDOWN.total_seconds())
 
 
 def enable_sms(user, number: str = "+15145550100") -> SMSDevice:

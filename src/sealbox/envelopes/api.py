@@ -260,7 +260,7 @@ def envelopes_send_code(request: HttpRequest, token: str):
     """Send the submitter a verification code (SMS or email, as the link says)."""
     link = services.find_link(token)
     codes.send_or_refuse(lambda: services.send_code(link, request))
-    return {"sent_to": _link_info(link)["sent_to"], "retry_after": 60}
+    return {"sent_to": _link_info(link)["sent_to"], "retry_after": services.resend_wait(link)}
 
 
 @router.post("/envelope-links/{token}/start", auth=public_csrf, response={200: StartOut, **ERRORS})

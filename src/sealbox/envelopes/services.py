@@ -567,6 +567,13 @@ def code_binding(link: EnvelopeLink) -> str:
     return f"envelope-link:{link.pk}"
 
 
+def resend_wait(link: EnvelopeLink) -> int:
+    """Seconds before the submitter may ask for another code (the resend cooldown)."""
+    from sealbox.twofactor import services as codes
+
+    return codes.resend_wait(code_binding(link))
+
+
 def send_code(link: EnvelopeLink, request: HttpRequest | None = None):
     """Send the submitter a code by the channel their link uses (same rules as messages)."""
     from sealbox.envelopes import notifications
