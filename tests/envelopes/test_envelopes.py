@@ -11,7 +11,7 @@ from django.test import Client
 
 from sealbox.audit.models import Event
 from sealbox.envelopes import services
-from sealbox.envelopes.models import EnvelopeVerification, FilesMode, Submission
+from sealbox.envelopes.models import Envelope, EnvelopeVerification, FilesMode, Submission
 from sealbox.exchange import services as exchange
 from sealbox.exchange.models import Grant, Message, MessageKind, MessageState, Verification
 from tests.conftest import PASSWORD
@@ -439,3 +439,22 @@ def finalise_sealed(sealed) -> int:
         token=sealed.data["upload_token"],
     )
     return status
+
+
+@pytest.mark.parametrize(("count", "refused"), [(50, False), (51, True)])
+def test_the_service_takes_at_most_50_recipients(sender, count, refused):
+    from sealbox import clock
+
+    spec = services.EnvelopeSpec(
+        subject="To everyone",
+        expires_at=clock.now() + timedelta(days=7),
+        recipients=[services.EnvelopeRecipient(f"c{i}@example.org") for i in range(count)],
+        delivery="links",
+    )
+    if not refused:
+        assert services.create_envelope(sender, spec).links.count() == 50
+        return
+    with pytest.raises(exchange.ExchangeError) as error:
+        services.create_envelope(sender, spec)
+    assert error.value.field == "recipients" and "at most 50" in error.value.message
+    assert not Envelope.objects.exists()
