@@ -216,6 +216,11 @@ REFUSED = [
     ({"allowed_extensions": ["pdf", "../etc"]}, "allowed_extensions", "not a file extension"),
     ({"allowed_extensions": [f"e{i:05d}" for i in range(100)]}, "allowed_extensions", "long"),
     ({"max_total_bytes": 0}, "max_total_bytes", "positive"),
+    # Past what a database column holds: refused, never a server error.
+    ({"max_total_bytes": 10**30}, "max_total_bytes", "Your plan allows"),
+    ({"per_ip_hourly": 10**30}, "per_ip_hourly", "between 1"),
+    ({"reply_expiry_hours": -(10**30)}, "reply_expiry_hours", "reply expiry"),
+    ({"expires_at": "9999-12-31T23:59:59Z"}, "expires_at", "at most 30 days"),
     ({"max_total_bytes": 101 * 1000 * 1000}, "max_total_bytes", "Your plan allows 100"),
     ({"language": "de"}, "language", "English or French"),
     ({"delivery": "email", "public": True, "recipients": []}, "delivery", "nobody to email"),
@@ -379,3 +384,14 @@ def test_the_session_needs_the_csrf_token_and_nobody_else_gets_in(sender):
     status, answer = api(Client(), "POST", "/api/v1/envelopes", addressed())
     assert status == 401 and answer["error"] == "unauthenticated"
     assert Envelope.objects.count() == 1
+
+
+def test_a_plan_without_a_size_limit_still_bounds_the_total(owner, sender):
+    plan = sender.organisation.plan
+    plan.max_send_bytes = None
+    plan.save()
+    status, answer = owner.call("POST", "/api/v1/envelopes", addressed(max_total_bytes=10**30))
+    assert status == 400 and answer["field"] == "max_total_bytes", answer
+    assert "at most 10" in answer["message"]
+    status, created = owner.call("POST", "/api/v1/envelopes", addressed(max_total_bytes=10**12))
+    assert status == 201 and created["max_total_bytes"] == 10**12
