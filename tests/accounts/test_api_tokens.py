@@ -134,3 +134,17 @@ def test_other_users_token_cannot_be_revoked(user, make_user):
     token, _ = services.create_api_token(None, other, "CLI", 30)
     with pytest.raises(services.AccountError):
         services.revoke_api_token(None, user, token.pk)
+
+
+def test_another_users_token_is_404_on_the_account_page(logged_in_client, user, make_user):
+    other = make_user("bob@example.com")
+    token, secret = services.create_api_token(None, other, "CLI", 30)
+    response = logged_in_client.post(f"/account/tokens/{token.pk}/revoke/")
+    assert response.status_code == 404
+    token.refresh_from_db()
+    assert token.revoked_at is None
+    # One's own token, already revoked, is told as before.
+    mine, _ = services.create_api_token(None, user, "mine", 30)
+    logged_in_client.post(f"/account/tokens/{mine.pk}/revoke/")
+    again = logged_in_client.post(f"/account/tokens/{mine.pk}/revoke/", follow=True)
+    assert again.status_code == 200 and "No such token." in again.content.decode()

@@ -122,6 +122,21 @@ def test_ip_limit_is_10_failures_in_5_minutes(client, make_user, clock):
     assert post_login(client, victim.email, PASSWORD, ip="192.0.2.45").status_code == 302
 
 
+def test_ip_limit_window_frees_after_5_minutes(client, make_user, clock):
+    for _ in range(10):
+        services.ratelimit.hit(services.LOGIN_FAILURES_PER_IP, "192.0.2.44")
+    victim = make_user("bob@example.com")
+    blocked = post_login(client, victim.email, PASSWORD, ip="192.0.2.44")
+    assert "Too many attempts. Try again in 5 minutes." in blocked.content.decode()
+    clock.advance(minutes=4, seconds=59)
+    assert (
+        "Too many attempts"
+        in post_login(client, victim.email, PASSWORD, ip="192.0.2.44").content.decode()
+    )
+    clock.advance(seconds=2)
+    assert post_login(client, victim.email, PASSWORD, ip="192.0.2.44").status_code == 302
+
+
 def test_ip_limit_counts_failures_across_accounts(client, make_user, clock):
     for i in range(10):
         page = post_login(client, f"user{i}@example.com", WRONG, ip="192.0.2.60")

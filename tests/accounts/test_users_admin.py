@@ -483,6 +483,32 @@ def test_disabled_users_open_session_ends_on_the_next_request(admin_user, user):
     assert user.is_active
 
 
+@pytest.mark.parametrize("how", ["page", "api"])
+def test_disabling_deletes_the_users_sessions_and_their_records(admin_user, user, make_user, how):
+    from django.contrib.sessions.models import Session
+
+    from sealbox.accounts.models import SessionRecord
+
+    bystander = make_user("bob@example.com")
+    devices = [login(user), login(user)]
+    kept = login(bystander)
+    keys = [c.session.session_key for c in devices]
+    assert SessionRecord.objects.filter(user=user).count() == 2
+    assert Session.objects.filter(session_key__in=keys).count() == 2
+    admin = login(admin_user)
+    if how == "page":
+        assert admin.post(f"/users/{user.pk}/disable/").status_code == 302
+    else:
+        response = admin.post(f"/api/v1/users/{user.pk}/disable", content_type="application/json")
+        assert response.status_code == 200, response.content
+    assert not Session.objects.filter(session_key__in=keys).exists()
+    assert not SessionRecord.objects.filter(user=user).exists()
+    # Nobody else's session ends.
+    assert Session.objects.filter(session_key=kept.session.session_key).exists()
+    assert SessionRecord.objects.filter(user=bystander).count() == 1
+    assert kept.get("/account/").status_code == 200
+
+
 def test_enable_refused_without_a_free_seat(admin_user, user, make_user, organisation):
     services.set_active(None, admin_user, user, False)
     organisation.seats = 2

@@ -21,6 +21,7 @@ from tests.exchange.conftest import (  # noqa: F401 - shared fixtures
     emails_to,
     link_in,
     recipient_transport,
+    resend_cooldown,
     send,
     sender,
     sender_transport,

@@ -11,7 +11,7 @@ from django.test import Client
 
 from sealbox.audit.models import Event
 from sealbox.envelopes import services
-from sealbox.envelopes.models import EnvelopeVerification, FilesMode, Submission
+from sealbox.envelopes.models import Envelope, EnvelopeVerification, FilesMode, Submission
 from sealbox.exchange import services as exchange
 from sealbox.exchange.models import Grant, Message, MessageKind, MessageState, Verification
 from tests.conftest import PASSWORD
@@ -214,6 +214,25 @@ def test_email_code_verification(make_envelope):
     assert status == 200, data
     code = re.search(r"\b(\d{6})\b", emails_to("client@example.org")[-1].body).group(1)
     assert submit(envelope, code=code).status == 200
+
+
+def test_retry_after_is_the_resend_cooldown(make_envelope, clock, resend_cooldown):
+    envelope = make_envelope(
+        recipients=[
+            services.EnvelopeRecipient(
+                "client@example.org", verification=EnvelopeVerification.EMAIL_CODE
+            )
+        ]
+    )
+    path = f"/api/v1/envelope-links/{envelope.links.get().token}/code"
+    status, data = api(Client(), "POST", path)
+    assert status == 200 and data["retry_after"] == resend_cooldown
+    clock.advance(seconds=10)
+    status, data = api(Client(), "POST", path)
+    assert status == 429 and data["retry_after"] == resend_cooldown - 10
+    clock.advance(seconds=resend_cooldown - 10)
+    status, data = api(Client(), "POST", path)
+    assert status == 200 and data["retry_after"] == resend_cooldown
 
 
 def test_closing_kills_the_link_at_once(make_envelope, sender):
@@ -420,3 +439,22 @@ def finalise_sealed(sealed) -> int:
         token=sealed.data["upload_token"],
     )
     return status
+
+
+@pytest.mark.parametrize(("count", "refused"), [(50, False), (51, True)])
+def test_the_service_takes_at_most_50_recipients(sender, count, refused):
+    from sealbox import clock
+
+    spec = services.EnvelopeSpec(
+        subject="To everyone",
+        expires_at=clock.now() + timedelta(days=7),
+        recipients=[services.EnvelopeRecipient(f"c{i}@example.org") for i in range(count)],
+        delivery="links",
+    )
+    if not refused:
+        assert services.create_envelope(sender, spec).links.count() == 50
+        return
+    with pytest.raises(exchange.ExchangeError) as error:
+        services.create_envelope(sender, spec)
+    assert error.value.field == "recipients" and "at most 50" in error.value.message
+    assert not Envelope.objects.exists()

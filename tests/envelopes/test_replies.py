@@ -146,3 +146,16 @@ def test_history_shows_the_reply_with_kind_reply(send, sender):
     reply(unlock(sent)["reply"]["authorisation"], body="ok")
     kinds = sorted(row.kind for row in history.rows(sender, history.Filters()))
     assert kinds == ["message", "reply"]
+
+
+def test_the_sixth_reply_in_an_hour_is_refused(send, sender, clock):
+    sent = send(reply_mode="text")
+    authorisation = unlock(sent)["reply"]["authorisation"]
+    for n in range(5):
+        assert reply(authorisation, body=f"reply {n}").status == 200
+    refused = reply(authorisation, body="one more")
+    assert refused.status == 429
+    assert refused.data["error"] == "throttled" and refused.data["retry_after"] == 3600
+    assert Message.objects.filter(kind=MessageKind.REPLY).count() == 5
+    clock.advance(hours=1, seconds=1)
+    assert reply(authorisation, body="an hour later").status == 200

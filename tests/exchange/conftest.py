@@ -16,7 +16,11 @@ from sealbox import clock
 from sealbox.accounts.models import Role
 from sealbox.client import messages as client
 from tests.conftest import PASSWORD
-from tests.twofactor.conftest import SMSOutbox, sms_outbox  # noqa: F401 - shared fixture
+from tests.twofactor.conftest import (  # noqa: F401 - shared fixtures
+    SMSOutbox,
+    resend_cooldown,
+    sms_outbox,
+)
 
 LINK = re.compile(r"http://\S+/o/[A-Za-z0-9_-]+#[A-Za-z0-9_-]+")
 OPENING_CODE = re.compile(r"\b([A-Z2-9]{4}-[A-Z2-9]{4})\b")
@@ -30,8 +34,10 @@ class DjangoTransport:
         self.client = django_client
         self.ip = ip
 
-    def request(self, method, path, *, json_body=None, body=None):
+    def request(self, method, path, *, json_body=None, body=None, headers=None):
         extra = {"REMOTE_ADDR": self.ip, "HTTP_USER_AGENT": "sealbox-tests"}
+        for name, value in (headers or {}).items():
+            extra["HTTP_" + name.upper().replace("-", "_")] = value
         if json_body is not None or method in ("POST",):
             response = self.client.generic(
                 method,

@@ -156,3 +156,54 @@ def test_recipient_endpoints_reveal_nothing_for_unknown_tokens(recipient_transpo
 
 
 __all__ = ["client"]
+
+
+def test_an_administrator_cannot_finalise_or_upload_to_a_colleagues_draft(
+    sender, sender_transport, admin_of_org
+):
+    """An administrator sees the organisation's messages, but sending one is its sender's
+    act alone: a colleague's draft cannot be finalised (sent) or written to."""
+    from sealbox.crypto import ece, grants
+
+    content_key = grants.new_content_key()
+    manifest = ece.encrypt(b'{"v":1,"body":"draft","files":[]}', content_key)
+    entry, _token, _secret = client._grant_payload(
+        client.Recipient("client@example.org"), content_key
+    )
+    status, draft = sender_transport.request(
+        "POST",
+        "/api/v1/messages",
+        json_body={
+            "subject": "Not yet",
+            "expires_at": _in_a_week(),
+            "delivery": "links",
+            "recipients": [entry],
+            "blobs": [{"kind": "manifest", "size": len(manifest)}],
+        },
+    )
+    assert status == 201, draft
+    blob = draft["blobs"][0]["id"]
+    client.upload_blob(sender_transport, draft["id"], blob, [manifest])
+
+    admin = logged_in(admin_of_org)
+    assert admin.get(f"/api/v1/messages/{draft['id']}").status_code == 200  # metadata: yes
+    for method, url in (
+        ("POST", f"/api/v1/messages/{draft['id']}/finalise"),
+        ("PUT", f"/api/v1/messages/{draft['id']}/blobs/{blob}?offset=0"),
+    ):
+        response = admin.generic(method, url, data=b"{}", content_type="application/json")
+        assert response.status_code == 404, (method, url, response.content)
+    assert Message.objects.get().state == MessageState.DRAFT
+    # The draft was ready: its sender sends it.
+    status, sent = sender_transport.request(
+        "POST", f"/api/v1/messages/{draft['id']}/finalise", json_body={"links": None}
+    )
+    assert status == 200 and sent["state"] == MessageState.SENT
+
+
+def _in_a_week() -> str:
+    from datetime import timedelta
+
+    from sealbox import clock
+
+    return (clock.now() + timedelta(days=7)).isoformat()

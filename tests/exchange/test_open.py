@@ -69,6 +69,19 @@ def test_code_rules_apply_to_recipients(send, recipient_transport, sms_outbox, c
     assert "expired" in error.value.data["message"]
 
 
+def test_retry_after_is_the_resend_cooldown(send, recipient_transport, clock, resend_cooldown):
+    sent = send(recipients=[client.Recipient("client@example.org", "email_code")])
+    path = f"/api/v1/open/{token_of(sent.links['client@example.org'])}/code"
+    status, data = recipient_transport.request("POST", path)
+    assert status == 200 and data["retry_after"] == resend_cooldown
+    clock.advance(seconds=10)
+    status, data = recipient_transport.request("POST", path)
+    assert status == 429 and data["retry_after"] == resend_cooldown - 10
+    clock.advance(seconds=resend_cooldown - 10)
+    status, data = recipient_transport.request("POST", path)
+    assert status == 200 and data["retry_after"] == resend_cooldown
+
+
 def test_password(send, recipient_transport):
     sent = send(
         recipients=[client.Recipient("client@example.org", "password", password="horse staple 42")]

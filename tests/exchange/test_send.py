@@ -382,3 +382,43 @@ def test_the_client_retries_a_chunk_whose_body_was_cut_short(sender_transport, m
     client.put_chunk(CutOnce(), created["id"], blob["id"], 0, b"q" * 300)
     assert calls == ["PUT", "PUT"]
     assert Blob.objects.get(public_id=blob["id"]).stored == 300
+
+
+def recipient_specs(count: int) -> list[services.RecipientSpec]:
+    from sealbox.crypto import grants, links
+
+    content_key = grants.new_content_key()
+    specs = []
+    for i in range(count):
+        token = links.new_grant_token()
+        grant = grants.create_grant(content_key, token)
+        specs.append(
+            services.RecipientSpec(
+                email=f"client{i}@example.org",
+                verification="opening_code",
+                grant_token=token,
+                server_secret=grant.server_secret,
+                wrapped_key=grant.wrapped_key,
+            )
+        )
+    return specs
+
+
+@pytest.mark.parametrize(("count", "refused"), [(50, False), (51, True)])
+def test_the_service_takes_at_most_50_recipients(sender, count, refused):
+    """The API's schema caps the list too; the rule is the service's, for every caller."""
+    spec = services.MessageSpec(
+        subject="To everyone",
+        expires_at=clock.now() + timedelta(days=7),
+        recipients=recipient_specs(count),
+        blobs=[services.BlobSpec(kind="manifest", size=100)],
+        delivery="links",
+    )
+    if not refused:
+        created = services.create_message(sender, spec)
+        assert created.message.grants.count() == 50
+        return
+    with pytest.raises(services.ExchangeError) as error:
+        services.create_message(sender, spec)
+    assert error.value.field == "recipients" and "at most 50" in error.value.message
+    assert not Message.objects.exists() and not Grant.objects.exists()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,19 @@ def french():
     catalog._plurals.pop(0)
 
 
+@pytest.fixture(params=["as shipped", "changed"])
+def resend_cooldown(request, monkeypatch) -> int:
+    """The resend cooldown in seconds: the shipped constant, and a changed one (so a
+    caller that hard-codes the shipped value is caught)."""
+    if request.param == "changed":
+        changed = services.RESEND_COOLDOWN + timedelta(seconds=30)
+        monkeypatch.setattr(services, "RESEND_COOLDOWN", changed)
+        monkeypatch.setattr(
+            services, "SMS_PER_BINDING", replace(services.SMS_PER_BINDING, window=changed)
+        )
+    return int(services.RESEND_COOLDOWN.total_seconds())
+
+
 def enable_sms(user, number: str = "+15145550100") -> SMSDevice:
     user.mobile_phone = number
     user.save(update_fields=["mobile_phone"])
@@ -82,15 +97,12 @@ def enable_sms(user, number: str = "+15145550100") -> SMSDevice:
 
 
 def enable_totp(user) -> TOTPDevice:
-    return TOTPDevice.objects.create(
-        user=user,
-        name="Authenticator app",
-        confirmed=True,
-        key="3132333435363738393031323334353637383930",
-        step=30,
-        digits=6,
-        tolerance=1,
-    )
+    """An authenticator app as the real set-up makes it (secret, step, digits, tolerance:
+    nothing chosen here), confirmed as if its first code had been typed."""
+    device = services.start_totp_setup(user)
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    return device
 
 
 def totp_code(device: TOTPDevice, moment, steps: int = 0) -> str:

@@ -82,6 +82,28 @@ def test_codes_one_step_before_or_after_are_accepted_not_two(user, clock, steps,
     assert services.totp_matches(device, totp_code(device, clock.current, steps)) is accepted
 
 
+@pytest.mark.parametrize(
+    ("steps", "accepted"), [(-2, False), (-1, True), (0, True), (1, True), (2, False)]
+)
+def test_an_app_set_up_on_the_page_logs_in_one_step_either_side_not_two(
+    logged_in_client, user, clock, steps, accepted
+):
+    """The whole journey: the set-up page makes the device, its first code confirms it;
+    later, at the login, a code one step early or late still works, two steps does not."""
+    logged_in_client.get("/account/security/authenticator/")
+    device = TOTPDevice.objects.get(user=user)
+    confirmed = logged_in_client.post(
+        "/account/security/authenticator/", {"code": totp_code(device, clock.current)}
+    )
+    assert confirmed.status_code == 302
+    clock.advance(seconds=10 * device.step)  # well past the confirming code (no replay)
+    login = Client()
+    assert password_step(login, user)["Location"] == "/login/verify/"
+    response = login.post("/login/verify/", {"code": totp_code(device, clock.current, steps)})
+    assert ("_auth_user_id" in login.session) is accepted
+    assert (response.status_code == 302) is accepted
+
+
 def test_a_used_code_is_refused_if_replayed(user, clock):
     device = enable_totp(user)
     code = totp_code(device, clock.current)

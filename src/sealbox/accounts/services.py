@@ -46,6 +46,10 @@ class AccountError(Exception):
         self.field = field
 
 
+class NotTheirs(AccountError):
+    """The object is not the user's: for them it does not exist (pages answer 404)."""
+
+
 class AddressUnavailable(AccountError):
     """An address that cannot be given to a new user, for a reason the administrator
     must not learn (an account of another organisation, a reserved address)."""
@@ -758,8 +762,10 @@ def create_api_token(request: HttpRequest | None, user: User, name: str, days: i
 def revoke_api_token(request: HttpRequest | None, user: User, pk: int) -> None:
     from sealbox.accounts.models import ApiToken
 
-    token = ApiToken.objects.filter(user=user, pk=pk, revoked_at__isnull=True).first()
+    token = ApiToken.objects.filter(user=user, pk=pk).first()
     if token is None:
+        raise NotTheirs(_("No such token."))
+    if token.revoked_at is not None:
         raise AccountError(_("No such token."))
     with transaction.atomic():
         token.revoked_at = clock.now()

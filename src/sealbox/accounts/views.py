@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import INTERNAL_RESET_SESSION_TOKEN
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
@@ -264,6 +265,8 @@ def token_create_view(request):
 def token_revoke_view(request, pk: int):
     try:
         services.revoke_api_token(request, request.user, pk)
+    except services.NotTheirs:
+        raise Http404 from None
     except services.AccountError as error:
         messages.error(request, str(error))
     else:

@@ -101,13 +101,31 @@ class HttpTransport:
         if match:
             self.csrf = match.group(1)
 
-    def request(self, method: str, path: str, *, json_body=None, body=None):
+    def envelope_page(self, token: str) -> None:
+        """Load an envelope's submitter page for its CSRF token (the API checks it as it
+        does the browser's). A closed or used envelope's page has no form: its CSRF
+        cookie is the token, and the API says why the envelope is gone."""
+        response = self._send("GET", f"/e/{token}")
+        page = response.read().decode(errors="replace")
+        if response.status == 404:
+            from sealbox.client.messages import ClientError
+
+            raise ClientError(
+                404, {"message": "This link is not valid. Check that you copied all of it."}
+            )
+        match = CSRF_INPUT.search(page)
+        self.csrf = match.group(1) if match else self.cookies.get("csrftoken", "")
+
+    def request(self, method: str, path: str, *, json_body=None, body=None, headers=None):
+        extra = headers or {}
         if json_body is not None or (body is None and method == "POST"):
             payload = json.dumps(json_body or {}).encode()
-            response = self._send(method, path, payload, {"Content-Type": "application/json"})
+            response = self._send(
+                method, path, payload, {"Content-Type": "application/json"} | extra
+            )
         else:
             response = self._send(
-                method, path, body or b"", {"Content-Type": "application/octet-stream"}
+                method, path, body or b"", {"Content-Type": "application/octet-stream"} | extra
             )
         raw = response.read()
         data = (

@@ -29,8 +29,16 @@ UPLOAD_RETRY_DELAYS_SECONDS: tuple[float, ...] = (1, 2, 4, 8, 15)
 
 
 class Transport(Protocol):
+    # `headers` is passed only when a call needs one (an upload token): a transport for
+    # the sender's calls alone may leave it out.
     def request(
-        self, method: str, path: str, *, json_body: dict | None = None, body: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: dict | None = None,
+        body: bytes | None = None,
+        headers: dict | None = None,
     ) -> tuple[int, dict | None]: ...
 
     def stream(self, path: str) -> Iterator[bytes]: ...
@@ -130,30 +138,65 @@ def _rechunk(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
+@dataclass(frozen=True)
+class Upload:
+    """Where a draft's ciphertext goes: the sender's own message (their token or session),
+    or a draft sealed for an owner (an envelope submission, a reply), which its uploader
+    reaches with the upload token the server gave at creation."""
+
+    state_path: str  # GET: how much of each blob is stored; blobs are under …/blobs/{id}
+    headers: dict = field(default_factory=dict)
+
+    @classmethod
+    def of_message(cls, message_id: str) -> Upload:
+        return cls(f"/api/v1/messages/{message_id}")
+
+    @classmethod
+    def sealed(cls, message_id: str, upload_token: str) -> Upload:
+        return cls(f"/api/v1/uploads/{message_id}", {"X-Upload-Token": upload_token})
+
+    def call(self, transport: Transport, method: str, path: str, **kwargs):
+        if self.headers:
+            kwargs["headers"] = self.headers
+        return transport.request(method, path, **kwargs)
+
+
 def upload_blob(
-    transport: Transport, message_id: str, blob_id: str, ciphertext: Iterable[bytes]
+    transport: Transport,
+    message_id: str,
+    blob_id: str,
+    ciphertext: Iterable[bytes],
+    *,
+    upload: Upload | None = None,
 ) -> None:
     offset = 0
     for chunk in _rechunk(ciphertext, CHUNK_BYTES):
-        put_chunk(transport, message_id, blob_id, offset, chunk)
+        put_chunk(transport, message_id, blob_id, offset, chunk, upload=upload)
         offset += len(chunk)
 
 
 def put_chunk(
-    transport: Transport, message_id: str, blob_id: str, offset: int, chunk: bytes
+    transport: Transport,
+    message_id: str,
+    blob_id: str,
+    offset: int,
+    chunk: bytes,
+    *,
+    upload: Upload | None = None,
 ) -> None:
     """PUT one chunk, retrying interrupted attempts and server errors (as transfer.js does).
 
     A chunk the server stored while its answer was lost comes back as 409 "offset": the
     server's count then says whether it is this chunk, so it is not sent twice."""
-    path = f"/api/v1/messages/{message_id}/blobs/{blob_id}?offset={offset}"
+    upload = upload or Upload.of_message(message_id)
+    path = f"{upload.state_path}/blobs/{blob_id}?offset={offset}"
     waits = list(UPLOAD_RETRY_DELAYS_SECONDS)
     while True:
         try:
-            status, data = transport.request("PUT", path, body=chunk)
+            status, data = upload.call(transport, "PUT", path, body=chunk)
         except (OSError, http.client.HTTPException):
             # Lost before the answer: the server may hold the chunk already.
-            if _stored_or_none(transport, message_id, blob_id) == offset + len(chunk):
+            if _stored_or_none(transport, upload, blob_id) == offset + len(chunk):
                 return
             if not waits:
                 raise
@@ -163,7 +206,7 @@ def put_chunk(
         if status == 200:
             return
         stored = status == 409 and error == "offset"
-        if stored and _stored(transport, message_id, blob_id) == offset + len(chunk):
+        if stored and _stored(transport, upload, blob_id) == offset + len(chunk):
             return
         retry = status >= 500 or error == "short_body"
         if not retry or not waits:
@@ -171,15 +214,15 @@ def put_chunk(
         time.sleep(waits.pop(0))
 
 
-def _stored(transport: Transport, message_id: str, blob_id: str) -> int:
-    state = check(*transport.request("GET", f"/api/v1/messages/{message_id}"))
+def _stored(transport: Transport, upload: Upload, blob_id: str) -> int:
+    state = check(*upload.call(transport, "GET", upload.state_path))
     return next(b["stored"] for b in state["blobs"] if b["id"] == blob_id)
 
 
-def _stored_or_none(transport: Transport, message_id: str, blob_id: str) -> int | None:
+def _stored_or_none(transport: Transport, upload: Upload, blob_id: str) -> int | None:
     """The server's count, or None while it cannot be asked (it is down)."""
     try:
-        return _stored(transport, message_id, blob_id)
+        return _stored(transport, upload, blob_id)
     except (OSError, http.client.HTTPException, ClientError):
         return None
 
@@ -198,6 +241,21 @@ def check_manifest_size(size: int) -> None:
         )
 
 
+def encrypt_manifest(body: str, attachments: Iterable[Attachment], content_key: bytes) -> bytes:
+    """The message's manifest (its text and each file's id, name, type and size),
+    encrypted; refused here if the server would refuse it."""
+    manifest = {
+        "v": 1,
+        "body": body,
+        "files": [
+            {"id": a.ref, "name": a.name, "type": a.type, "size": a.size} for a in attachments
+        ],
+    }
+    ciphertext = ece.encrypt(json.dumps(manifest).encode(), content_key)
+    check_manifest_size(len(ciphertext))
+    return ciphertext
+
+
 def send_message(
     transport: Transport,
     *,
@@ -212,15 +270,7 @@ def send_message(
 ) -> Sent:
     """Encrypt and send one message; returns the links (and opening codes if any)."""
     content_key = grants.new_content_key()
-    manifest = {
-        "v": 1,
-        "body": body,
-        "files": [
-            {"id": a.ref, "name": a.name, "type": a.type, "size": a.size} for a in attachments
-        ],
-    }
-    manifest_ct = ece.encrypt(json.dumps(manifest).encode(), content_key)
-    check_manifest_size(len(manifest_ct))
+    manifest_ct = encrypt_manifest(body, attachments, content_key)
     entries, secrets_by_token, email_by_token = [], {}, {}
     for recipient in recipients:
         entry, token, link_secret = _grant_payload(recipient, content_key)
@@ -276,6 +326,8 @@ class Opened:
     opens_left: int
     manifest: dict
     saved: dict[str, Path] = field(default_factory=dict)  # name → where it was written
+    # The unlock's permission to reply ({"authorisation", "files"}), when the sender allows.
+    reply: dict | None = None
 
 
 def prepare(transport: Transport, grant_token: str) -> None:
@@ -332,7 +384,9 @@ def open_message(
                 files[entry["name"]] = b"".join(plaintext)
             else:
                 saved[entry["name"]] = save_file(plaintext, Path(output_dir), entry["name"])
-    return Opened(manifest["body"], files, unlocked["opens_left"], manifest, saved)
+    return Opened(
+        manifest["body"], files, unlocked["opens_left"], manifest, saved, unlocked.get("reply")
+    )
 
 
 def safe_name(name: str) -> str:

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Literal
 
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 
+from sealbox import clock
 from sealbox.api.auth import public_csrf
 from sealbox.envelopes import services
-from sealbox.envelopes.models import EnvelopeVerification
+from sealbox.envelopes.models import EnvelopeVerification, FilesMode
 from sealbox.exchange import api as exchange_api
 from sealbox.exchange import codes
 from sealbox.exchange.api import (
@@ -30,6 +32,54 @@ from sealbox.twofactor.services import mask_phone
 router = Router(tags=["envelopes"])
 
 
+class EnvelopeRecipientIn(Schema):
+    email: str
+    phone: str = Field("", description="mobile phone, for an SMS code")
+    verification: EnvelopeVerification = EnvelopeVerification.NONE
+    password: str = Field(
+        "", description="with verification `password`: give it to the recipient another way"
+    )
+
+
+class EnvelopeIn(Schema):
+    """A new envelope: the fields of the New envelope page. The rules are the page's,
+    checked by the same service (a refusal names its `field`)."""
+
+    subject: str = Field(..., description="not encrypted: shown in logs, emails, the page")
+    public: bool = Field(False, description="one link for anyone (no recipients)")
+    recipients: list[EnvelopeRecipientIn] = Field(
+        [], description=f"each gets their own link; at most {services.MAX_RECIPIENTS}"
+    )
+    expires_at: datetime | None = Field(
+        None, description=f"default: in {services.DEFAULT_EXPIRY_DAYS} days"
+    )
+    instructions: str = Field("", description="shown to the submitter; not encrypted")
+    files_mode: FilesMode = FilesMode.OPTIONAL
+    allowed_extensions: list[str] = Field([], description='e.g. ["pdf", "jpg"]; [] = any')
+    max_total_bytes: int | None = Field(None, description="default: the plan's size per message")
+    reply_expiry_hours: int = Field(24, description="a submission opens this long after it")
+    reply_max_opens: int = Field(3, description="opens of each submission by the owner")
+    notify_on_use: bool = True
+    language: str | None = Field(None, description="en or fr; default: the owner's")
+    delivery: Literal["email", "links"] | None = Field(
+        None, description="email the links (default) or only return them (always for public)"
+    )
+    per_ip_hourly: int = Field(5, description="public link: submissions per hour per address")
+    max_submissions: int = Field(100, description="public link: submissions in total")
+
+
+class EnvelopeLinkOut(Schema):
+    id: int
+    email: str = Field(..., description='"" for the public link')
+    url: str
+    verification: str
+    state: str
+    submissions: int
+    opening_code: str | None = Field(
+        None, description="at creation with delivery links only: shown this once"
+    )
+
+
 class EnvelopeOut(Schema):
     id: uuid.UUID
     reference: str
@@ -43,6 +93,7 @@ class EnvelopeOut(Schema):
     created_at: datetime
     submissions: int
     links: list[str]
+    recipients: list[EnvelopeLinkOut]
 
 
 class LinkInfoOut(Schema):
@@ -84,7 +135,10 @@ class FinaliseIn(Schema):
     links: list[LinkIn] = Field(..., max_length=1)
 
 
-def envelope_out(envelope) -> dict:
+def envelope_out(envelope, opening_codes: dict[int, str] | None = None) -> dict:
+    links = list(envelope.links.all())
+    for link in links:
+        link.envelope = envelope  # its state reads the envelope's
     return {
         "id": envelope.public_id,
         "reference": envelope.reference,
@@ -96,12 +150,55 @@ def envelope_out(envelope) -> dict:
         "max_total_bytes": envelope.max_total_bytes,
         "expires_at": envelope.expires_at,
         "created_at": envelope.created_at,
-        "submissions": sum(link.submissions for link in envelope.links.all()),
-        "links": [services.link_url(link) for link in envelope.links.all()],
+        "submissions": sum(link.submissions for link in links),
+        "links": [services.link_url(link) for link in links],
+        "recipients": [
+            {
+                "id": link.pk,
+                "email": link.email,
+                "url": services.link_url(link),
+                "verification": link.verification,
+                "state": services.link_state(link),
+                "submissions": link.submissions,
+                "opening_code": (opening_codes or {}).get(link.pk),
+            }
+            for link in links
+        ],
     }
 
 
 # --- The owner -------------------------------------------------------------------------------
+
+
+@router.post("/envelopes", response={201: EnvelopeOut, **ERRORS})
+def create_envelope(request: HttpRequest, payload: EnvelopeIn):
+    """Create an envelope, as the New envelope page does; with delivery `email`, each
+    recipient is emailed their link. Opening codes (delivery `links`) appear only here."""
+    user = request.auth
+    spec = services.EnvelopeSpec(
+        subject=payload.subject,
+        expires_at=payload.expires_at or clock.now() + timedelta(days=services.DEFAULT_EXPIRY_DAYS),
+        recipients=[
+            services.EnvelopeRecipient(
+                email=r.email, phone=r.phone, verification=r.verification, password=r.password
+            )
+            for r in payload.recipients
+        ],
+        public=payload.public,
+        instructions=payload.instructions,
+        files_mode=payload.files_mode,
+        allowed_extensions=services.normalise_extensions(payload.allowed_extensions),
+        max_total_bytes=payload.max_total_bytes,
+        reply_expiry_hours=payload.reply_expiry_hours,
+        reply_max_opens=payload.reply_max_opens,
+        notify_on_use=payload.notify_on_use,
+        language=payload.language or user.language,
+        delivery=payload.delivery or ("links" if payload.public else "email"),
+        per_ip_hourly=payload.per_ip_hourly,
+        max_submissions=payload.max_submissions,
+    )
+    created = services.create_envelope(user, spec, request=request)
+    return Status(201, envelope_out(created, created.new_opening_codes))
 
 
 @router.get("/envelopes", response={200: list[EnvelopeOut], **ERRORS})
@@ -163,7 +260,7 @@ def envelopes_send_code(request: HttpRequest, token: str):
     """Send the submitter a verification code (SMS or email, as the link says)."""
     link = services.find_link(token)
     codes.send_or_refuse(lambda: services.send_code(link, request))
-    return {"sent_to": _link_info(link)["sent_to"], "retry_after": 60}
+    return {"sent_to": _link_info(link)["sent_to"], "retry_after": services.resend_wait(link)}
 
 
 @router.post("/envelope-links/{token}/start", auth=public_csrf, response={200: StartOut, **ERRORS})

@@ -2,7 +2,18 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from sealbox.accounts.models import Language
+from sealbox.envelopes import services
 from sealbox.envelopes.models import EnvelopeVerification, FilesMode
+from sealbox.exchange.services import MAX_OPENS
+
+# The form reads the input; the rules (ranges, lengths) are the service's, checked for
+# every caller (this page and the API). The bounds below only help the browser.
+
+
+def bounded(low: int, high: int | None = None) -> forms.NumberInput:
+    attrs = {"min": low} if high is None else {"min": low, "max": high}
+    return forms.NumberInput(attrs=attrs)
+
 
 EXPIRY_CHOICES = [("1", _("1 day")), ("7", _("7 days")), ("30", _("30 days"))]
 REPLY_EXPIRY_CHOICES = [
@@ -18,7 +29,7 @@ AUDIENCE_CHOICES = [
 
 
 class EnvelopeRecipientForm(forms.Form):
-    email = forms.EmailField(label=_("Email"), max_length=254, required=False)
+    email = forms.EmailField(label=_("Email"), max_length=services.MAX_EMAIL_LENGTH, required=False)
     phone = forms.CharField(label=_("Mobile phone"), required=False, max_length=32)
     verification = forms.ChoiceField(
         label=_("Verification"),
@@ -28,19 +39,21 @@ class EnvelopeRecipientForm(forms.Form):
     password = forms.CharField(
         label=_("Password for this recipient"),
         required=False,
-        max_length=200,
+        max_length=services.MAX_PASSWORD_LENGTH,
         help_text=_("Give it to the recipient by another channel (phone, in person)."),
         widget=forms.PasswordInput(render_value=True, attrs={"autocomplete": "new-password"}),
     )
 
 
-RecipientFormSet = forms.formset_factory(EnvelopeRecipientForm, extra=0, min_num=1, max_num=50)
+RecipientFormSet = forms.formset_factory(
+    EnvelopeRecipientForm, extra=0, min_num=1, max_num=services.MAX_RECIPIENTS
+)
 
 
 class EnvelopeForm(forms.Form):
     subject = forms.CharField(
         label=_("Subject"),
-        max_length=200,
+        max_length=services.MAX_SUBJECT_LENGTH,
         help_text=_("Not encrypted: it appears in logs, emails and on the submitter's page."),
     )
     audience = forms.ChoiceField(
@@ -52,7 +65,7 @@ class EnvelopeForm(forms.Form):
     instructions = forms.CharField(
         label=_("Instructions"),
         required=False,
-        max_length=5000,
+        max_length=services.MAX_INSTRUCTIONS_LENGTH,
         help_text=_("Shown to the submitter. Not encrypted: put nothing secret here."),
         widget=forms.Textarea(attrs={"rows": 4}),
     )
@@ -62,13 +75,17 @@ class EnvelopeForm(forms.Form):
     allowed_extensions = forms.CharField(
         label=_("Allowed file types"),
         required=False,
-        max_length=500,
+        max_length=services.MAX_EXTENSIONS_LENGTH,
         help_text=_("Extensions separated by spaces or commas, like: pdf jpg docx. Empty: any."),
     )
     max_total_mb = forms.IntegerField(
-        label=_("Largest total size (MB)"), required=False, min_value=1
+        label=_("Largest total size (MB)"), required=False, widget=bounded(1)
     )
-    expires = forms.ChoiceField(label=_("Envelope expires"), choices=EXPIRY_CHOICES, initial="7")
+    expires = forms.ChoiceField(
+        label=_("Envelope expires"),
+        choices=EXPIRY_CHOICES,
+        initial=str(services.DEFAULT_EXPIRY_DAYS),
+    )
     reply_expiry_hours = forms.ChoiceField(
         label=_("Reply expires"),
         choices=REPLY_EXPIRY_CHOICES,
@@ -76,7 +93,7 @@ class EnvelopeForm(forms.Form):
         help_text=_("How long you can open what was submitted, counted from its submission."),
     )
     reply_max_opens = forms.IntegerField(
-        label=_("Maximum opens of the reply"), min_value=1, max_value=99, initial=3
+        label=_("Maximum opens of the reply"), initial=3, widget=bounded(1, MAX_OPENS)
     )
     notify_on_use = forms.BooleanField(
         label=_("Notify me when it is used"), required=False, initial=True
@@ -84,13 +101,11 @@ class EnvelopeForm(forms.Form):
     language = forms.ChoiceField(label=_("Recipient language"), choices=Language.choices)
     per_ip_hourly = forms.IntegerField(
         label=_("Submissions per hour from one address (public link)"),
-        min_value=1,
-        max_value=1000,
         initial=5,
+        widget=bounded(1, services.MAX_PER_IP_HOURLY),
     )
     max_submissions = forms.IntegerField(
         label=_("Most submissions in total (public link)"),
-        min_value=1,
-        max_value=100000,
         initial=100,
+        widget=bounded(1, services.MAX_SUBMISSIONS),
     )

@@ -10,7 +10,7 @@ import hmac
 import math
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
@@ -63,6 +63,19 @@ OPEN_DRAFTS_PER_ENVELOPE = 20
 OPEN_DRAFT_BYTES_PER_IP = 5 * GB
 OPEN_DRAFT_BYTES_PER_ENVELOPE = 25 * GB
 PER_ADDRESS_WINDOW = timedelta(hours=1)  # what per_ip_hourly counts over
+# Bounds of an envelope's settings, for every caller (the page, the API): within the
+# database columns and what a person could mean.
+MAX_SUBJECT_LENGTH = 200
+MAX_INSTRUCTIONS_LENGTH = 5000
+MAX_EXTENSIONS_LENGTH = 500
+MAX_EMAIL_LENGTH = 254
+MAX_PASSWORD_LENGTH = 200
+MIN_PASSWORD_LENGTH = 8
+MAX_PER_IP_HOURLY = 1000
+MAX_SUBMISSIONS = 100000
+LARGEST_TOTAL_BYTES = 10**13  # 10 TB: past any plan, still a number the column holds
+DELIVERIES = ("email", "links")
+DEFAULT_EXPIRY_DAYS = 7  # the page's default
 
 
 class LinkState:
@@ -127,9 +140,22 @@ def plan_limit(owner: User) -> int | None:
 
 
 def _validate_spec(owner: User, spec: EnvelopeSpec) -> None:
+    """Every rule of a new envelope, whoever asks (the page's form only reads the input)."""
     now = clock.now()
-    if not spec.subject.strip():
+    subject = spec.subject.strip()
+    if not subject:
         raise ExchangeError(_("Write a subject."), field="subject")
+    if len(subject) > MAX_SUBJECT_LENGTH:
+        raise ExchangeError(
+            _("The subject is too long (at most %(n)d characters).") % {"n": MAX_SUBJECT_LENGTH},
+            field="subject",
+        )
+    if len(spec.instructions.strip()) > MAX_INSTRUCTIONS_LENGTH:
+        raise ExchangeError(
+            _("The instructions are too long (at most %(n)d characters).")
+            % {"n": MAX_INSTRUCTIONS_LENGTH},
+            field="instructions",
+        )
     if spec.public and spec.recipients:
         raise ExchangeError(_("A public link has no recipients."), field="recipients")
     if not spec.public and not spec.recipients:
@@ -139,13 +165,18 @@ def _validate_spec(owner: User, spec: EnvelopeSpec) -> None:
             _("Send to at most %(n)d recipients at once.") % {"n": MAX_RECIPIENTS},
             field="recipients",
         )
+    if spec.delivery not in DELIVERIES:
+        raise ExchangeError(_("Choose Send or Create links."), field="delivery")
     if spec.public and spec.delivery == "email":
         raise ExchangeError(
             _("A public link has nobody to email: choose Create link."), field="delivery"
         )
-    if spec.expires_at <= now:
+    if spec.language not in dict(settings.LANGUAGES):
+        raise ExchangeError(_("Choose English or French."), field="language")
+    expires_at = aware(spec.expires_at)
+    if expires_at <= now:
         raise ExchangeError(_("The expiry must be in the future."), field="expires_at")
-    if spec.expires_at > exchange.latest_expiry(owner.organisation, now) + timedelta(minutes=5):
+    if expires_at > exchange.latest_expiry(owner.organisation, now) + timedelta(minutes=5):
         raise ExchangeError(
             _("Your plan keeps messages at most %(days)d days.")
             % {"days": owner.organisation.plan.max_retention_days},
@@ -154,38 +185,94 @@ def _validate_spec(owner: User, spec: EnvelopeSpec) -> None:
     if not 1 <= spec.reply_max_opens <= exchange.MAX_OPENS:
         raise ExchangeError(_("Maximum opens must be between 1 and 99."), field="reply_max_opens")
     if not 1 <= spec.reply_expiry_hours <= 24 * owner.organisation.plan.max_retention_days:
-        raise ExchangeError(_("The reply expiry is longer than your plan allows."), field="reply")
+        raise ExchangeError(
+            _("The reply expiry is longer than your plan allows."), field="reply_expiry_hours"
+        )
+    if not 1 <= spec.per_ip_hourly <= MAX_PER_IP_HOURLY:
+        raise ExchangeError(
+            _("Submissions per hour from one address must be between 1 and %(n)d.")
+            % {"n": MAX_PER_IP_HOURLY},
+            field="per_ip_hourly",
+        )
+    if not 1 <= spec.max_submissions <= MAX_SUBMISSIONS:
+        raise ExchangeError(
+            _("Most submissions in total must be between 1 and %(n)d.") % {"n": MAX_SUBMISSIONS},
+            field="max_submissions",
+        )
+    if len(" ".join(normalise_extensions(spec.allowed_extensions))) > MAX_EXTENSIONS_LENGTH:
+        raise ExchangeError(
+            _("The list of allowed file types is too long."), field="allowed_extensions"
+        )
     _validate_size(owner, spec)
-    for recipient in spec.recipients:
-        _validate_recipient(recipient)
+    for index, recipient in enumerate(spec.recipients):
+        _validate_recipient(recipient, index)
+
+
+def aware(moment: datetime) -> datetime:
+    """A time without a zone (from an API client) is read as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _validate_size(owner: User, spec: EnvelopeSpec) -> None:
     limit = plan_limit(owner)
+    if spec.files_mode not in FilesMode.values:
+        raise ExchangeError(
+            _("Choose whether files are not allowed, optional or mandatory."), field="files_mode"
+        )
     if spec.files_mode != FilesMode.NONE and limit == 0:
         raise ExchangeError(_("Your plan does not allow attachments."), field="files_mode")
     if spec.max_total_bytes is not None and spec.max_total_bytes <= 0:
-        raise ExchangeError(_("The largest total size must be positive."), field="max_total")
+        raise ExchangeError(_("The largest total size must be positive."), field="max_total_bytes")
     if limit is not None and spec.max_total_bytes is not None and spec.max_total_bytes > limit:
         raise ExchangeError(
             _("Your plan allows %(limit)s per message.") % {"limit": human_size(limit)},
-            field="max_total",
+            field="max_total_bytes",
+        )
+    if spec.max_total_bytes is not None and spec.max_total_bytes > LARGEST_TOTAL_BYTES:
+        raise ExchangeError(
+            _("The largest total size can be at most %(limit)s.")
+            % {"limit": human_size(LARGEST_TOTAL_BYTES)},
+            field="max_total_bytes",
         )
 
 
-def _validate_recipient(recipient: EnvelopeRecipient) -> None:
+def _validate_recipient(recipient: EnvelopeRecipient, index: int) -> None:
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    field = f"recipients[{index}]"
+    try:
+        if len(recipient.email.strip()) > MAX_EMAIL_LENGTH:
+            raise ValidationError("too long")
+        validate_email(recipient.email.strip())
+    except ValidationError:
+        raise ExchangeError(
+            _("Enter a valid email address for each recipient."), field=f"{field}.email"
+        ) from None
     if recipient.verification not in EnvelopeVerification.values:
-        raise ExchangeError(_("Choose how the recipient proves who they are."))
+        raise ExchangeError(
+            _("Choose how the recipient proves who they are."), field=f"{field}.verification"
+        )
     if recipient.verification == EnvelopeVerification.SMS_CODE and not recipient.phone:
-        raise ExchangeError(_("An SMS code needs the recipient's mobile phone."), field="phone")
-    if recipient.verification == EnvelopeVerification.PASSWORD and len(recipient.password) < 8:
+        raise ExchangeError(
+            _("An SMS code needs the recipient's mobile phone."), field=f"{field}.phone"
+        )
+    if recipient.verification == EnvelopeVerification.PASSWORD and not (
+        MIN_PASSWORD_LENGTH <= len(recipient.password) <= MAX_PASSWORD_LENGTH
+    ):
+        if len(recipient.password) > MAX_PASSWORD_LENGTH:
+            raise ExchangeError(
+                _("A recipient's password is too long (at most %(n)d characters).")
+                % {"n": MAX_PASSWORD_LENGTH},
+                field=f"{field}.password",
+            )
         raise ExchangeError(
             _("Type a password for each recipient verified by password (at least 8 characters)."),
-            field="password",
+            field=f"{field}.password",
         )
 
 
-def _parsed_phone(phone: str, country: str) -> str:
+def _parsed_phone(phone: str, country: str, index: int) -> str:
     from django.core.exceptions import ValidationError
 
     from sealbox.twofactor.services import parse_phone
@@ -195,7 +282,7 @@ def _parsed_phone(phone: str, country: str) -> str:
     try:
         return parse_phone(phone, country)
     except ValidationError as error:
-        raise ExchangeError(error.messages[0], field="phone") from None
+        raise ExchangeError(error.messages[0], field=f"recipients[{index}].phone") from None
 
 
 def new_link_token() -> str:
@@ -211,7 +298,7 @@ def create_envelope(
 ) -> Envelope:
     """Create the envelope and its links; with Send, email each recipient their link."""
     _validate_spec(owner, spec)
-    phones = [_parsed_phone(r.phone, owner.sms_country) for r in spec.recipients]
+    phones = [_parsed_phone(r.phone, owner.sms_country, i) for i, r in enumerate(spec.recipients)]
     limit = plan_limit(owner)
     max_total = spec.max_total_bytes if spec.max_total_bytes is not None else limit
     with transaction.atomic():
@@ -224,7 +311,7 @@ def create_envelope(
             files_mode=spec.files_mode,
             allowed_extensions=" ".join(normalise_extensions(spec.allowed_extensions)),
             max_total_bytes=max_total,
-            expires_at=spec.expires_at,
+            expires_at=aware(spec.expires_at),
             reply_expiry_hours=spec.reply_expiry_hours,
             reply_max_opens=spec.reply_max_opens,
             notify_on_use=spec.notify_on_use,
@@ -276,9 +363,10 @@ def _create_links(envelope: Envelope, spec: EnvelopeSpec, phones: list[str]) -> 
     return links
 
 
-def opening_codes(links: list[EnvelopeLink]) -> dict[str, str]:
-    """Each new link's opening code by recipient, to show the owner once (Create link)."""
-    return {link.email: link.opening_code for link in links if getattr(link, "opening_code", "")}
+def opening_codes(links: list[EnvelopeLink]) -> dict[int, str]:
+    """Each new link's opening code by link id, to show the owner once (Create link).
+    By link, not by address: two links for one address each have their own code."""
+    return {link.pk: link.opening_code for link in links if getattr(link, "opening_code", "")}
 
 
 def _deliver(envelope: Envelope, links: list[EnvelopeLink], request: HttpRequest | None) -> None:
@@ -303,6 +391,7 @@ def _deliver(envelope: Envelope, links: list[EnvelopeLink], request: HttpRequest
 def envelopes_of(owner: User):
     return (
         Envelope.objects.filter(owner=owner, organisation=owner.organisation)
+        .select_related("owner", "organisation")
         .annotate(submission_count=Coalesce(Sum("links__submissions"), 0))
         .prefetch_related("links")
         .order_by("-created_at", "-id")
@@ -476,6 +565,13 @@ def ensure_link_open(link: EnvelopeLink) -> None:
 
 def code_binding(link: EnvelopeLink) -> str:
     return f"envelope-link:{link.pk}"
+
+
+def resend_wait(link: EnvelopeLink) -> int:
+    """Seconds before the submitter may ask for another code (the resend cooldown)."""
+    from sealbox.twofactor import services as codes
+
+    return codes.resend_wait(code_binding(link))
 
 
 def send_code(link: EnvelopeLink, request: HttpRequest | None = None):

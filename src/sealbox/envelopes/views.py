@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -40,6 +41,11 @@ def _initial(user) -> dict:
     }
 
 
+def _filled(recipients: list[dict]) -> list[int]:
+    """The formset rows that hold a recipient (an empty row is no recipient)."""
+    return [index for index, row in enumerate(recipients) if row.get("email")]
+
+
 def _spec(user, data: dict, recipients: list[dict], delivery: str) -> services.EnvelopeSpec:
     public = data["audience"] == "public"
     max_mb = data.get("max_total_mb")
@@ -50,13 +56,12 @@ def _spec(user, data: dict, recipients: list[dict], delivery: str) -> services.E
         if public
         else [
             services.EnvelopeRecipient(
-                email=r["email"],
-                phone=r.get("phone", ""),
-                verification=r["verification"],
-                password=r.get("password", ""),
+                email=recipients[i]["email"],
+                phone=recipients[i].get("phone", ""),
+                verification=recipients[i]["verification"],
+                password=recipients[i].get("password", ""),
             )
-            for r in recipients
-            if r.get("email")
+            for i in _filled(recipients)
         ],
         public=public,
         instructions=data.get("instructions", ""),
@@ -71,6 +76,28 @@ def _spec(user, data: dict, recipients: list[dict], delivery: str) -> services.E
         per_ip_hourly=data["per_ip_hourly"],
         max_submissions=data["max_submissions"],
     )
+
+
+# The service names what is wrong in its own terms; the form shows it on the field.
+FORM_FIELDS = {"max_total_bytes": "max_total_mb", "expires_at": "expires"}
+RECIPIENT_FIELD = re.compile(r"recipients\[(\d+)\]\.(\w+)")
+
+
+def _show_error(form, formset, error: ExchangeError) -> None:
+    """Put the service's refusal next to the field it is about (or above the form)."""
+    name = FORM_FIELDS.get(error.field, error.field)
+    if name in form.fields:
+        form.add_error(name, error.message)
+        return
+    match = RECIPIENT_FIELD.fullmatch(error.field or "")
+    if match:
+        rows = _filled(formset.cleaned_data)
+        index, field = int(match.group(1)), match.group(2)
+        if index < len(rows) and field in formset.forms[rows[index]].fields:
+            formset.forms[rows[index]].add_error(field, error.message)
+            form.add_error(None, error.message)
+            return
+    form.add_error(None, error.message)
 
 
 def _with_extra_row(post):
@@ -100,19 +127,21 @@ def new_view(request):
                 spec = _spec(user, form.cleaned_data, formset.cleaned_data, delivery)
                 envelope = services.create_envelope(user, spec, request=request)
             except ExchangeError as error:
-                form.add_error(None, error.message)
+                _show_error(form, formset, error)
             else:
                 if delivery == "email":
                     messages.success(request, _("Your envelope is sent."))
                 else:
                     messages.success(request, _("Your envelope link is ready."))
                     # Shown this once: the server keeps only a keyed hash of each code.
-                    for email, code in envelope.new_opening_codes.items():
-                        messages.info(
-                            request,
-                            _("Opening code for %(email)s: %(code)s (shown only now)")
-                            % {"email": email, "code": code},
-                        )
+                    codes = envelope.new_opening_codes
+                    for link in envelope.links.order_by("id"):
+                        if link.pk in codes:
+                            messages.info(
+                                request,
+                                _("Opening code for %(email)s: %(code)s (shown only now)")
+                                % {"email": link.email, "code": codes[link.pk]},
+                            )
                 return redirect("envelopes:detail", public_id=envelope.public_id)
     context = {
         "form": form,

@@ -387,7 +387,7 @@ def send_code(request: HttpRequest, token: str):
         raise ExchangeError("This message does not use a code sent by SMS or email.")
     codes.send_or_refuse(lambda: codes.send(grant, request))
     info = _open_info(grant)
-    return {"sent_to": info["sent_to"], "retry_after": 60}
+    return {"sent_to": info["sent_to"], "retry_after": codes.resend_wait(grant)}
 
 
 @router.post(

@@ -45,6 +45,11 @@ def send(grant: Grant, request: HttpRequest | None = None) -> codes.SMSCode:
     )
 
 
+def resend_wait(grant: Grant) -> int:
+    """Seconds before the recipient may ask for another code (the resend cooldown)."""
+    return codes.resend_wait(binding(grant))
+
+
 def check(grant: Grant, code: str) -> tuple[bool, str]:
     """(True, "") when the code is right; otherwise (False, what to tell the person)."""
     result = codes.check_code(binding(grant), code.strip())
