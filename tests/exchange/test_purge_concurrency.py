@@ -147,3 +147,21 @@ def test_parallel_purges_destroy_each_object_once_and_record_each_event_once(exp
     # And a purge afterwards finds nothing left to do.
     again = exchange.purge()
     assert (again.grants_wiped, again.blobs_deleted, again.drafts_removed) == (0, 0, 0)
+
+
+def test_parallel_deletions_of_a_message_record_one_deletion(send, sender_transport):
+    """A double click, or the sender and an administrator at once: one deletion."""
+    from tests.security.drafts import browser_with_cookies, cookies_of
+
+    sent = send(attachments=[client.Attachment("a.bin", data=b"a" * 3000)])
+    cookies = cookies_of(sender_transport.client)
+
+    def delete(_n: int) -> int:
+        return browser_with_cookies(cookies).delete(f"/api/v1/messages/{sent.id}").status_code
+
+    assert in_parallel(4, delete) == [204] * 4
+    message = Message.objects.get(public_id=sent.id)
+    assert message.state == MessageState.DELETED and message.blobs_deleted_at
+    assert targets_of("message.deleted") == Counter({str(message.pk): 1})
+    assert not BlobChunk.objects.exists()
+    assert storage.names_under(storage.message_folder(message.public_id)) == []
