@@ -205,6 +205,8 @@ def start_purge_thread(interval: int) -> None:
 
     from django.db import close_old_connections
 
+    from sealbox.errors import StorageUnavailable
+
     logger = logging.getLogger("sealbox.purge")
 
     def loop() -> None:
@@ -213,6 +215,8 @@ def start_purge_thread(interval: int) -> None:
                 report = run_purge()
                 if any(vars(report).values()):
                     logger.info("purge: %s", vars(report))
+            except StorageUnavailable:  # expected in an outage, and logged by the step
+                logger.warning("purge incomplete: storage unavailable; trying again later")
             except Exception:  # keep purging on the next round
                 logger.exception("purge failed")
             finally:

@@ -28,7 +28,7 @@ from sealbox.accounts.models import Organisation, User
 from sealbox.audit import services as audit
 from sealbox.crypto import CryptoError, links
 from sealbox.crypto.grants import SERVER_SECRET_LENGTH, WRAPPED_KEY_LENGTH
-from sealbox.errors import ExchangeError, StorageUnavailable  # noqa: F401 - used as services.*
+from sealbox.errors import ExchangeError
 from sealbox.exchange import storage
 from sealbox.exchange.limits import MAX_MANIFEST_BYTES
 from sealbox.exchange.models import (
@@ -1387,16 +1387,23 @@ def _delete_content_or_leave_it(message: Message) -> bool:
     return True
 
 
+def _messages_with_chunks(**conditions) -> QuerySet:
+    return (
+        BlobChunk.objects.filter(**conditions).values_list("blob__message_id", flat=True).distinct()
+    )
+
+
 def finish_interrupted_deletions(now: datetime) -> int:
     """Finish the deletions a storage failure (or a dead process) interrupted.
 
     Each is taken over with a conditional update of its claim time (a lease), so that
     parallel purges do not both work on it."""
     finished = 0
-    pending = Message.objects.filter(
-        blobs_deleted_at__lte=now - INTERRUPTED_DELETION_AFTER, blobs__chunks__isnull=False
-    ).distinct()
-    for message in pending:
+    # From the chunk rows: only live content has any, so this stays small.
+    pending = _messages_with_chunks(
+        blob__message__blobs_deleted_at__lte=now - INTERRUPTED_DELETION_AFTER
+    )
+    for message in Message.objects.filter(pk__in=list(pending)):
         taken = Message.objects.filter(
             pk=message.pk, blobs_deleted_at=message.blobs_deleted_at
         ).update(blobs_deleted_at=now)
@@ -1520,9 +1527,7 @@ def purge(now: datetime | None = None) -> PurgeReport:
     for message in abandoned_drafts(now):
         if remove_draft(message, condition=idle_since(now - ABANDONED_AFTER)):
             report.drafts_removed += 1
-    report.deletions_waiting = (
-        Message.objects.filter(blobs_deleted_at__isnull=False, blobs__chunks__isnull=False)
-        .distinct()
-        .count()
-    )
+    report.deletions_waiting = _messages_with_chunks(
+        blob__message__blobs_deleted_at__isnull=False
+    ).count()
     return report
