@@ -241,32 +241,34 @@ def run_purge():
     from sealbox.ratelimit import services as ratelimit
     from sealbox.twofactor import services as twofactor
 
+    report = exchange.PurgeReport()
+
+    def purge_messages() -> None:
+        nonlocal report
+        report = exchange.purge()
+
     def purge_rate_limits() -> int:
         return ratelimit.purge_older_than(timedelta(days=2))
 
     steps = [
         requeue_abandoned_tasks,
         ops.purge_stale_heartbeats,
-        exchange.purge,
+        purge_messages,
         envelopes.record_expired,  # envelope.expired events; submissions expire as messages
         purge_rate_limits,
         twofactor.purge_expired,
         notify.purge,  # erases what a dead worker left queued
         retention.purge_expired_events,  # after a signed checkpoint of each chain
     ]
-    report = exchange.PurgeReport()
     failures: list[Exception] = []
     for step in steps:
         try:
-            result = step()
+            step()
         except Exception as error:  # the other steps do not depend on this one
             logging.getLogger("sealbox.purge").warning(
-                "purge step %s failed: %s", getattr(step, "__qualname__", step), error
+                "purge step %s failed: %s", step.__qualname__, error
             )
             failures.append(error)
-            continue
-        if isinstance(result, exchange.PurgeReport):
-            report = result
     if failures:
         raise failures[0]
     return report
