@@ -72,3 +72,28 @@ def logged_in_client(client, user):
     response = client.post("/login/", {"email": user.email, "password": PASSWORD})
     assert response.status_code == 302, response.content
     return client
+
+
+ROTATED_SECRET_KEY = "sealbox-test-rotated-secret-key-not-for-production-9876543210"
+
+
+class SecretKeyRotation:
+    """Rotate SEALBOX_SECRET_KEY as an operator does: the new key becomes the secret key
+    and the old one a fallback; then the fallback can be dropped."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.old = settings.SECRET_KEY
+
+    def rotate(self) -> None:
+        self.settings.SECRET_KEY = ROTATED_SECRET_KEY
+        self.settings.SECRET_KEY_FALLBACKS = [self.old]
+
+    def drop_fallback(self) -> None:
+        self.settings.SECRET_KEY = ROTATED_SECRET_KEY
+        self.settings.SECRET_KEY_FALLBACKS = []
+
+
+@pytest.fixture
+def secret_key(settings) -> SecretKeyRotation:
+    return SecretKeyRotation(settings)

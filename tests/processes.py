@@ -95,10 +95,9 @@ class TcpProxy:
                 with suppress(OSError):
                     sock.close()
 
-    def outage(self, seconds: float) -> None:
-        """Cut every connection and refuse new ones for `seconds`."""
+    def go_down(self) -> None:
+        """Cut every connection and refuse new ones until `come_back`."""
         import socket
-        import time
 
         self.down.set()
         with self.lock:
@@ -106,8 +105,17 @@ class TcpProxy:
                 with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
             self.sockets.clear()
-        time.sleep(seconds)
+
+    def come_back(self) -> None:
         self.down.clear()
+
+    def outage(self, seconds: float) -> None:
+        """Cut every connection and refuse new ones for `seconds`."""
+        import time
+
+        self.go_down()
+        time.sleep(seconds)
+        self.come_back()
 
     def close(self) -> None:
         self.closed.set()

@@ -205,6 +205,8 @@ def start_purge_thread(interval: int) -> None:
 
     from django.db import close_old_connections
 
+    from sealbox.errors import StorageUnavailable
+
     logger = logging.getLogger("sealbox.purge")
 
     def loop() -> None:
@@ -213,6 +215,8 @@ def start_purge_thread(interval: int) -> None:
                 report = run_purge()
                 if any(vars(report).values()):
                     logger.info("purge: %s", vars(report))
+            except StorageUnavailable:  # expected in an outage, and logged by the step
+                logger.warning("purge incomplete: storage unavailable; trying again later")
             except Exception:  # keep purging on the next round
                 logger.exception("purge failed")
             finally:
@@ -223,6 +227,9 @@ def start_purge_thread(interval: int) -> None:
 
 
 def run_purge():
+    """Every purge step, each on its own: one that fails (storage unavailable, say) is
+    logged and the others still run; the first failure is raised at the end."""
+    import logging
     from datetime import timedelta
 
     from sealbox.audit import retention
@@ -234,25 +241,57 @@ def run_purge():
     from sealbox.ratelimit import services as ratelimit
     from sealbox.twofactor import services as twofactor
 
-    requeue_abandoned_tasks()
-    ops.purge_stale_heartbeats()
-    report = exchange.purge()
-    envelopes.record_expired()  # envelope.expired events; submissions expire as messages
-    ratelimit.purge_older_than(timedelta(days=2))
-    twofactor.purge_expired()
-    notify.purge()  # erases what a dead worker left queued
-    retention.purge_expired_events()  # after a signed checkpoint of each chain
+    report = exchange.PurgeReport()
+
+    def purge_messages() -> None:
+        nonlocal report
+        report = exchange.purge()
+
+    def purge_rate_limits() -> int:
+        return ratelimit.purge_older_than(timedelta(days=2))
+
+    steps = [
+        requeue_abandoned_tasks,
+        ops.purge_stale_heartbeats,
+        purge_messages,
+        envelopes.record_expired,  # envelope.expired events; submissions expire as messages
+        purge_rate_limits,
+        twofactor.purge_expired,
+        notify.purge,  # erases what a dead worker left queued
+        retention.purge_expired_events,  # after a signed checkpoint of each chain
+    ]
+    failures: list[Exception] = []
+    for step in steps:
+        try:
+            step()
+        except Exception as error:  # the other steps do not depend on this one
+            logging.getLogger("sealbox.purge").warning(
+                "purge step %s failed: %s", step.__qualname__, error
+            )
+            failures.append(error)
+    if failures:
+        raise failures[0]
     return report
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
     setup_django()
-    report = run_purge()
+    from sealbox.audit.sealing import SealingKeyUnavailable
+    from sealbox.errors import StorageUnavailable
+
+    try:
+        report = run_purge()
+    except StorageUnavailable as error:
+        raise CommandError(f"{error.message} The purge did the rest; run it again later.") from None
+    except SealingKeyUnavailable as error:
+        raise CommandError(f"audit retention skipped: {error}. The purge did the rest.") from None
     print(
         f"Purge done: {report.grants_wiped} grants wiped, {report.blobs_deleted} messages' "
         f"content deleted ({report.messages_expired} expired), "
         f"{report.drafts_removed} unfinished uploads removed."
     )
+    if report.deletions_waiting:
+        print(f"{report.deletions_waiting} messages' content waits for the storage to delete it.")
     return 0
 
 

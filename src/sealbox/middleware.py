@@ -130,3 +130,27 @@ class RequestLogMiddleware:
         )
         request_logger.info("%s %s %s", request.method, route, status)
         metrics.observe_request(request.method, route, status, context["duration_ms"] / 1000)
+
+
+class StorageUnavailableMiddleware:
+    """A page whose work needed the blob store while it did not answer gets the 503 page
+    with the message that says so (the API answers the same error as JSON itself)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from django.shortcuts import render
+
+        from sealbox.errors import StorageUnavailable
+
+        if not isinstance(exception, StorageUnavailable):
+            return None
+        response = render(
+            request, "storage_unavailable.html", {"error": exception.message}, status=503
+        )
+        response["Retry-After"] = str(exception.retry_after)
+        return response

@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "sealbox.middleware.UserPreferencesMiddleware",
     # two-factor: "Require 2FA" sends users without a second factor to set one up.
     "sealbox.twofactor.middleware.TwoFactorPolicyMiddleware",
+    "sealbox.middleware.StorageUnavailableMiddleware",  # the 503 page when storage is down
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
 ]

@@ -66,3 +66,22 @@ def test_password_change_ends_other_sessions(client, user):
     assert response.status_code == 302
     assert is_logged_in(client)
     assert not is_logged_in(other)
+
+
+def test_sessions_survive_a_secret_key_rotation_and_end_cleanly_without_the_fallback(
+    client, user, secret_key
+):
+    from tests.conftest import PASSWORD
+
+    assert client.post("/login/", {"email": user.email, "password": PASSWORD}).status_code == 302
+    secret_key.rotate()
+    assert is_logged_in(client)  # Django tried the fallback and moved the session on
+    secret_key.drop_fallback()
+    assert is_logged_in(client)  # moved to the new key on that request
+    other = type(client)()
+    secret_key.rotate()
+    assert other.post("/login/", {"email": user.email, "password": PASSWORD}).status_code == 302
+    secret_key.settings.SECRET_KEY = "a-third-secret-key-a-third-secret-key-0123456789"
+    secret_key.settings.SECRET_KEY_FALLBACKS = []
+    response = other.get("/account/")  # signed under a key no longer accepted
+    assert response.status_code == 302 and response["Location"].startswith("/login/")

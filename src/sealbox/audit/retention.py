@@ -9,6 +9,7 @@ genesis hash, so the remaining chain still verifies — and a forged checkpoint 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
@@ -20,6 +21,7 @@ from sealbox.audit import services as audit
 from sealbox.audit.models import ChainHead, Checkpoint, Event
 
 CHECKPOINT_ACTION = "audit.retention_checkpoint"
+logger = logging.getLogger(__name__)
 
 
 def checkpoint_payload(chain: str, seq: int, hash_: str, created_at: datetime) -> bytes:
@@ -43,6 +45,20 @@ def latest_checkpoint(chain: str) -> Checkpoint | None:
     return Checkpoint.objects.filter(chain=chain).order_by("-seq").first()
 
 
+def checkpoint_problem(checkpoint: Checkpoint) -> str:
+    """What is wrong with the checkpoint's signature ("" when it verifies)."""
+    if checkpoint_is_authentic(checkpoint):
+        return ""
+    organisation_id = organisation_id_of(checkpoint.chain)
+    if organisation_id is not None and not sealing.is_readable(organisation_id):
+        # Not a forgery as far as anyone can tell: the key that would say is locked.
+        return (
+            f"the checkpoint at seq {checkpoint.seq} cannot be checked: the organisation's "
+            "sealing key decrypts under neither SEALBOX_SECRET_KEY nor its fallbacks"
+        )
+    return f"the checkpoint at seq {checkpoint.seq} has an invalid signature"
+
+
 def checkpoint_is_authentic(checkpoint: Checkpoint) -> bool:
     organisation_id = organisation_id_of(checkpoint.chain)
     if organisation_id is None:
@@ -60,8 +76,16 @@ def purge_expired_events(now: datetime | None = None) -> int:
     """
     now = now or clock.now()
     removed = 0
+    unusable: list[sealing.SealingKeyUnavailable] = []
     for organisation in Organisation.objects.order_by("pk"):
-        removed += purge_organisation(organisation, now)
+        try:
+            removed += purge_organisation(organisation, now)
+        except sealing.SealingKeyUnavailable as error:
+            # Nothing is removed without a signed checkpoint; the others go on.
+            logger.error("audit retention skipped: %s", error)
+            unusable.append(error)
+    if unusable:
+        raise unusable[0]
     return removed
 
 

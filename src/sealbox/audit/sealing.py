@@ -20,10 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.x509.oid import NameOID
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from sealbox import clock
+from sealbox import clock, keys
 from sealbox.audit import services as audit
 from sealbox.audit.models import SealingKey
 
@@ -38,12 +37,26 @@ SEAL_REASON = "Sealbox activity log export"
 # --- the key and its certificate ------------------------------------------------------
 
 
-def _key_password() -> bytes:
-    """The password that encrypts stored private keys; never stored, never logged."""
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=KEY_PASSWORD_INFO).derive(
-        settings.SECRET_KEY.encode()
-    )
-    return base64.urlsafe_b64encode(derived)
+def _key_password(key: bytes | None = None) -> bytes:
+    """The password that encrypts stored private keys (from the current secret key
+    unless `key` is given); never stored, never logged."""
+    return base64.urlsafe_b64encode(key or keys.derive(KEY_PASSWORD_INFO))
+
+
+def _former_key_passwords() -> list[bytes]:
+    """Passwords a stored key may still be encrypted under: the fallbacks' (a rotation
+    under way), and each accepted key's through HKDF (how releases before
+    sealbox.keys derived it). A key opened with one is encrypted again under the current
+    password on its next use (`_key_for_signing`) or by `sealbox manage rotate_sealing_keys`.
+    """
+    _current, *fallbacks = keys.derive_all(KEY_PASSWORD_INFO)
+    hkdf = [
+        HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=KEY_PASSWORD_INFO).derive(
+            secret.encode()
+        )
+        for secret in keys.secret_keys()
+    ]
+    return [_key_password(key) for key in [*fallbacks, *hkdf]]
 
 
 def _new_certificate(organisation: Any) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
@@ -131,22 +144,84 @@ def load_certificate(stored: SealingKey) -> x509.Certificate:
 
 
 class SealingKeyUnavailable(ValueError):
-    """The stored key does not decrypt: the server's secret key changed since it was made."""
+    """The stored key decrypts under no accepted secret key: SEALBOX_SECRET_KEY changed
+    since it was made, and the key it was made under is not in the fallbacks."""
+
+
+def _decrypt(stored: SealingKey) -> tuple[ec.EllipticCurvePrivateKey, bool]:
+    """The private key, and whether it is encrypted under the current secret key."""
+    pem = stored.private_key_pem.encode()
+    for password in [_key_password(), *_former_key_passwords()]:
+        try:
+            key = serialization.load_pem_private_key(pem, password=password)
+        except ValueError:
+            continue
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("unexpected sealing key type")
+        return key, password == _key_password()
+    raise SealingKeyUnavailable(
+        f"the sealing key of organisation {stored.organisation_id} does not decrypt: "
+        "SEALBOX_SECRET_KEY is not the one it was created under, and that one is not in "
+        "SEALBOX_SECRET_KEY_FALLBACKS"
+    )
 
 
 def load_private_key(stored: SealingKey) -> ec.EllipticCurvePrivateKey:
-    try:
-        key = serialization.load_pem_private_key(
-            stored.private_key_pem.encode(), password=_key_password()
+    """The private key, under whichever accepted secret key it is encrypted (no write:
+    verification reads it, and must not change what it checks)."""
+    return _decrypt(stored)[0]
+
+
+def reencrypt(stored: SealingKey) -> bool:
+    """Encrypt the stored key under the current secret key if it is not already; True if
+    this call did it (a conditional update: of parallel calls one does, and records)."""
+    key, current = _decrypt(stored)
+    if current:
+        return False
+    old_pem = stored.private_key_pem
+    new_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(_key_password()),
+    ).decode()
+    with transaction.atomic():
+        changed = SealingKey.objects.filter(pk=stored.pk, private_key_pem=old_pem).update(
+            private_key_pem=new_pem
         )
-    except ValueError:
-        raise SealingKeyUnavailable(
-            f"the sealing key of organisation {stored.organisation_id} does not decrypt: "
-            "SEALBOX_SECRET_KEY is not the one it was created under"
-        ) from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ValueError("unexpected sealing key type")
-    return key
+        if changed:
+            audit.record(
+                "audit.sealing_key_reencrypted",
+                organisation=stored.organisation,
+                target=stored,
+                details={"sha256_fingerprint": fingerprint(load_certificate(stored))},
+            )
+    stored.refresh_from_db(fields=["private_key_pem"])
+    return bool(changed)
+
+
+def check_usable(organisation: Any) -> None:
+    """Raise SealingKeyUnavailable now, before work that ends in a seal or a signature
+    (an export) is started: its key decrypts under no accepted secret key."""
+    reencrypt(sealing_key(organisation))
+
+
+def is_readable(organisation_id: int) -> bool:
+    """Whether the organisation's stored key (if any) decrypts under an accepted key."""
+    stored = SealingKey.objects.filter(organisation_id=organisation_id).first()
+    if stored is None:
+        return True
+    try:
+        _decrypt(stored)
+    except SealingKeyUnavailable:
+        return False
+    return True
+
+
+def _key_for_signing(stored: SealingKey) -> ec.EllipticCurvePrivateKey:
+    """The private key, first moved under the current secret key if a rotation left it
+    under a former one: signing is a write already, and this way the fallback can go."""
+    reencrypt(stored)
+    return load_private_key(stored)
 
 
 def certificate_pem(organisation: Any) -> bytes:
@@ -159,7 +234,7 @@ def certificate_pem(organisation: Any) -> bytes:
 
 def sign(organisation: Any, data: bytes) -> str:
     """An ECDSA-SHA256 signature of `data` with the organisation's key, base64."""
-    key = load_private_key(sealing_key(organisation))
+    key = _key_for_signing(sealing_key(organisation))
     return base64.b64encode(key.sign(data, ec.ECDSA(hashes.SHA256()))).decode()
 
 
@@ -213,7 +288,7 @@ def _signer(stored: SealingKey):
         load_certificate(stored).public_bytes(serialization.Encoding.DER)
     )
     key = asn1_keys.PrivateKeyInfo.load(
-        load_private_key(stored).private_bytes(
+        _key_for_signing(stored).private_bytes(
             serialization.Encoding.DER,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),

@@ -228,9 +228,9 @@ def verify_chain(chain: str) -> ChainReport:
     prev_hash = GENESIS_HASH
     checkpoint = retention.latest_checkpoint(chain)
     if checkpoint is not None:
-        if not retention.checkpoint_is_authentic(checkpoint):
-            reason = f"the checkpoint at seq {checkpoint.seq} has an invalid signature"
-            note(None, reason)
+        problem = retention.checkpoint_problem(checkpoint)
+        if problem:
+            note(None, problem)
         # Retention removes everything up to a checkpoint; anything left there was put back.
         stale = Event.objects.filter(chain=chain, seq__lte=checkpoint.seq).order_by("seq")
         first_stale = stale.first()

@@ -6,7 +6,6 @@ exchange's sealed-draft machinery (store_chunk, finalise) for the ciphertext its
 
 from __future__ import annotations
 
-import hmac
 import math
 import secrets
 from dataclasses import dataclass, field
@@ -610,8 +609,10 @@ def _proof_error(link: EnvelopeLink, code: str, password: str) -> str:
     if method == EnvelopeVerification.NONE:
         return ""
     if method == EnvelopeVerification.OPENING_CODE:
-        given = exchange.proof_hash(link.token, "opening", exchange.normalise_opening_code(code))
-        if code and hmac.compare_digest(link.opening_code_hash, given):
+        given = exchange.normalise_opening_code(code)
+        if code and exchange.proof_is_right(
+            EnvelopeLink, link.pk, "opening_code_hash", link.token, "opening", given
+        ):
             return ""
         return _("This opening code is not correct.")
     if method == EnvelopeVerification.PASSWORD:
@@ -917,7 +918,12 @@ def record_expired(now: datetime | None = None) -> int:
     count = 0
     for envelope in due:
         with transaction.atomic():
-            Envelope.objects.filter(pk=envelope.pk).update(expired_recorded_at=now)
+            # The claim: of parallel purges, the one whose update changes the row records.
+            claimed = Envelope.objects.filter(
+                pk=envelope.pk, expired_recorded_at__isnull=True
+            ).update(expired_recorded_at=now)
+            if not claimed:
+                continue
             audit.record(
                 "envelope.expired",
                 organisation=envelope.organisation,

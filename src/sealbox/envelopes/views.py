@@ -112,6 +112,7 @@ def _with_extra_row(post):
 def new_view(request):
     """New envelope: a plain form (nothing here is encrypted content)."""
     user = request.user
+    status = 200
     if request.method == "GET":
         form = EnvelopeForm(initial=_initial(user))
         formset = RecipientFormSet()
@@ -128,6 +129,8 @@ def new_view(request):
                 envelope = services.create_envelope(user, spec, request=request)
             except ExchangeError as error:
                 _show_error(form, formset, error)
+                # Storage unavailable (503): nothing to correct, the form is kept to retry.
+                status = error.status if error.status >= 500 else 200
             else:
                 if delivery == "email":
                     messages.success(request, _("Your envelope is sent."))
@@ -149,7 +152,7 @@ def new_view(request):
         "plan_limit": services.plan_limit(user),
         "max_retention_days": user.organisation.plan.max_retention_days,
     }
-    return render(request, "envelopes/new.html", context)
+    return render(request, "envelopes/new.html", context, status=status)
 
 
 @login_required

@@ -268,6 +268,7 @@ ERRORS = {
     413: ErrorOut,
     422: ErrorOut,
     429: ErrorOut,
+    503: ErrorOut,
 }
 
 
@@ -435,11 +436,10 @@ def unlock(request: HttpRequest, token: str, payload: UnlockIn):
 def download(request: HttpRequest, authorisation: str):
     """Stream one ciphertext blob (application/octet-stream); the browser decrypts it."""
     grant, blob = services.authorised_download(authorisation)
-    names = services.blob_chunk_names(blob)
+    # Read first: a store that does not answer is a 503, and no download is recorded.
+    content = services.storage.read_chunks(services.blob_chunk_names(blob))
     services.record_download(grant, blob, request)
-    response = StreamingHttpResponse(
-        services.storage.read_chunks(names), content_type="application/octet-stream"
-    )
+    response = StreamingHttpResponse(content, content_type="application/octet-stream")
     response["Content-Length"] = str(blob.size)
     response["Cache-Control"] = "no-store"
     response["Content-Disposition"] = "attachment"

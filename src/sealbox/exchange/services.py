@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -22,11 +23,12 @@ from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
-from sealbox import clock
+from sealbox import clock, keys
 from sealbox.accounts.models import Organisation, User
 from sealbox.audit import services as audit
 from sealbox.crypto import CryptoError, links
 from sealbox.crypto.grants import SERVER_SECRET_LENGTH, WRAPPED_KEY_LENGTH
+from sealbox.errors import ExchangeError
 from sealbox.exchange import storage
 from sealbox.exchange.limits import MAX_MANIFEST_BYTES
 from sealbox.exchange.models import (
@@ -68,45 +70,42 @@ OPENING_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U
 OPENING_CODE_LENGTH = 8
 
 T = TypeVar("T")
-
-
-class ExchangeError(Exception):
-    """A request the rules refuse. `status` is the HTTP status the API answers with."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int = 400,
-        code: str = "invalid",
-        field: str = "",
-        retry_after: int = 0,
-    ):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-        self.field = field
-        self.retry_after = retry_after
+logger = logging.getLogger(__name__)
 
 
 # --- Proof hashing ------------------------------------------------------------------
 
 
-def _proof_key() -> bytes:
-    return hmac.new(
-        settings.SECRET_KEY.encode(), b"sealbox grant proof v1", hashlib.sha256
-    ).digest()
+PROOF_INFO = b"sealbox grant proof v1"
 
 
-def proof_hash(grant_token: str, kind: str, value: str | bytes) -> str:
+def proof_hash(grant_token: str, kind: str, value: str | bytes, key: bytes | None = None) -> str:
     """HMAC of a proof (opening code, password verifier) bound to its grant.
 
-    Keyed by the server's secret key, so a copy of the database alone cannot test
-    guesses against it."""
+    Keyed by a key derived from the server's secret key (`key`: the current one unless
+    given), so a copy of the database alone cannot test guesses against it."""
     raw = value.encode() if isinstance(value, str) else value
     message = grant_token.encode() + b"\n" + kind.encode() + b"\n" + raw
-    return hmac.new(_proof_key(), message, hashlib.sha256).hexdigest()
+    return hmac.new(key or keys.derive(PROOF_INFO), message, hashlib.sha256).hexdigest()
+
+
+def proof_is_right(
+    model: type, pk: int, field: str, grant_token: str, kind: str, value: str | bytes
+) -> bool:
+    """Whether `value` is the proof whose HMAC the row `pk` of `model` keeps in `field`.
+
+    Checked under the current secret key and its fallbacks, so proofs given before a
+    rotation keep working; one that matched under a former key is hashed again under the
+    current key (a conditional update), so it survives that key's removal."""
+    stored = model.objects.filter(pk=pk).values_list(field, flat=True).first() or ""
+    found = keys.matching(stored, lambda key: proof_hash(grant_token, kind, value, key), PROOF_INFO)
+    if found is None:
+        return False
+    if found != keys.CURRENT:
+        model.objects.filter(pk=pk, **{field: stored}).update(
+            **{field: proof_hash(grant_token, kind, value)}
+        )
+    return True
 
 
 def new_opening_code() -> str:
@@ -967,13 +966,19 @@ def check_proof(
     def wrong() -> tuple[str, str] | None:
         """(reason for the audit log, message for the person), or None if right."""
         if method == Verification.OPENING_CODE:
-            given = proof_hash(grant.token, "opening", normalise_opening_code(code or ""))
-            if not code or not hmac.compare_digest(grant.opening_code_hash, given):
+            given = normalise_opening_code(code or "")
+            if not code or not proof_is_right(
+                Grant, grant.pk, "opening_code_hash", grant.token, "opening", given
+            ):
                 return "wrong opening code", _("This opening code is not correct.")
         elif method == Verification.PASSWORD:
-            given = proof_hash(grant.token, "password", password_verifier or b"")
-            if not password_verifier or not hmac.compare_digest(
-                grant.password_verifier_hash, given
+            if not password_verifier or not proof_is_right(
+                Grant,
+                grant.pk,
+                "password_verifier_hash",
+                grant.token,
+                "password",
+                password_verifier,
             ):
                 return "wrong password", _("This password is not correct.")
         else:
@@ -1085,11 +1090,17 @@ def unlock(
     )
 
 
-def _wipe(grant: Grant, now: datetime) -> None:
-    Grant.objects.filter(pk=grant.pk).update(server_secret=None, wrapped_key=None, wiped_at=now)
+def _wipe(grant: Grant, now: datetime) -> bool:
+    """Forget the server's half of the grant. One conditional update: of parallel wipes
+    (two purges, a purge and the last open) exactly one returns True, and only that one
+    records what happened."""
+    wiped = Grant.objects.filter(pk=grant.pk, wiped_at__isnull=True).update(
+        server_secret=None, wrapped_key=None, wiped_at=now
+    )
     grant.server_secret = None
     grant.wrapped_key = None
-    grant.wiped_at = now
+    grant.wiped_at = grant.wiped_at or now
+    return bool(wiped)
 
 
 DOWNLOAD_SALT = "sealbox.exchange.download"
@@ -1271,17 +1282,23 @@ def finalise_reply(
 
 def delete_message(user: User, message: Message, *, request: HttpRequest | None = None) -> None:
     """Revoke every grant at once and delete the ciphertext (sender or administrator)."""
-    if message.state == MessageState.DELETED:
-        return
     now = clock.now()
     with transaction.atomic():
+        # The claim: of parallel deletions (a double click, two administrators) one
+        # revokes and records; the others find the message deleted already.
+        claimed = (
+            Message.objects.filter(pk=message.pk)
+            .exclude(state=MessageState.DELETED)
+            .update(state=MessageState.DELETED, deleted_at=now)
+        )
+        if not claimed:
+            return
         message.grants.filter(revoked_at__isnull=True).update(revoked_at=now)
         message.grants.filter(wiped_at__isnull=True).update(
             server_secret=None, wrapped_key=None, wiped_at=now
         )
         message.state = MessageState.DELETED
         message.deleted_at = now
-        message.save(update_fields=["state", "deleted_at"])
         audit.record(
             "message.deleted",
             actor=user,
@@ -1322,15 +1339,77 @@ def unlock_grant(
     return grant
 
 
-def delete_blobs(message: Message) -> None:
+# A deletion claimed this long ago whose chunk rows remain was interrupted (the store
+# was unavailable, the process died): the purge takes it over. Long enough that the
+# claimer, if alive, has finished (a message has at most a few thousand chunks).
+INTERRUPTED_DELETION_AFTER = timedelta(minutes=10)
+
+
+def delete_blobs(
+    message: Message, *, condition: Q | None = None, record: Callable[[], None] | None = None
+) -> bool:
+    """Claim the deletion of the message's ciphertext, then delete it; True if claimed.
+
+    The claim is one conditional update of `blobs_deleted_at` (no download starts after
+    it), with `record` writing the caller's audit event in the same transaction: of
+    parallel deleters (two purges, a purge and the sender) exactly one claims, records
+    and deletes, and `condition` is checked again in the claim. When the store fails
+    half-way, the chunk rows stay and a later purge finishes the deletion
+    (`finish_interrupted_deletions`): the grants are already wiped, so what is left
+    behind meanwhile opens for nobody.
+    """
+    now = clock.now()
+    with transaction.atomic():
+        claimed = Message.objects.filter(
+            condition or Q(), pk=message.pk, blobs_deleted_at__isnull=True
+        ).update(blobs_deleted_at=now)
+        if claimed and record is not None:
+            record()
+    if not claimed:
+        return False
+    message.blobs_deleted_at = now
+    _delete_content_or_leave_it(message)
+    return True
+
+
+def _delete_content_or_leave_it(message: Message) -> bool:
+    """Delete the stored objects, then the chunk rows that name them. On a storage
+    failure the rows stay for the purge to try again; False then."""
     names = list(
         BlobChunk.objects.filter(blob__message=message).values_list("storage_name", flat=True)
     )
-    _delete_stored(message, names)
-    with transaction.atomic():
-        BlobChunk.objects.filter(blob__message=message).delete()
-        Message.objects.filter(pk=message.pk).update(blobs_deleted_at=clock.now())
-    message.blobs_deleted_at = clock.now()
+    try:
+        _delete_stored(message, names)
+    except storage.StorageUnavailable:
+        logger.warning("content of message %s not deleted yet: storage unavailable", message.pk)
+        return False
+    BlobChunk.objects.filter(blob__message=message).delete()
+    return True
+
+
+def _messages_with_chunks(**conditions) -> QuerySet:
+    return (
+        BlobChunk.objects.filter(**conditions).values_list("blob__message_id", flat=True).distinct()
+    )
+
+
+def finish_interrupted_deletions(now: datetime) -> int:
+    """Finish the deletions a storage failure (or a dead process) interrupted.
+
+    Each is taken over with a conditional update of its claim time (a lease), so that
+    parallel purges do not both work on it."""
+    finished = 0
+    # From the chunk rows: only live content has any, so this stays small.
+    pending = _messages_with_chunks(
+        blob__message__blobs_deleted_at__lte=now - INTERRUPTED_DELETION_AFTER
+    )
+    for message in Message.objects.filter(pk__in=list(pending)):
+        taken = Message.objects.filter(
+            pk=message.pk, blobs_deleted_at=message.blobs_deleted_at
+        ).update(blobs_deleted_at=now)
+        if taken and _delete_content_or_leave_it(message):
+            finished += 1
+    return finished
 
 
 def _delete_stored(message: Message, names: list[str]) -> None:
@@ -1369,7 +1448,11 @@ def remove_draft(message: Message, *, condition: Q | None = None) -> bool:
             BlobChunk.objects.filter(blob__message=draft).values_list("storage_name", flat=True)
         )
         draft.delete()
-    _delete_stored(message, names)
+    try:
+        _delete_stored(message, names)
+    except storage.StorageUnavailable:
+        # The rows are gone with the grant's server secret: what stays is noise.
+        logger.warning("objects of the removed draft %s left in storage", message.pk)
     return True
 
 
@@ -1379,10 +1462,19 @@ class PurgeReport:
     messages_expired: int = 0
     blobs_deleted: int = 0
     drafts_removed: int = 0
+    deletions_finished: int = 0
+    # Deletions claimed whose objects the store has not deleted yet (it was unavailable).
+    deletions_waiting: int = 0
 
 
 def purge(now: datetime | None = None) -> PurgeReport:
-    """Wipe dead grants, delete ciphertext nobody can open any more, drop stale drafts."""
+    """Wipe dead grants, delete ciphertext nobody can open any more, drop stale drafts.
+
+    Several purges may run at once (each worker runs one, an operator runs
+    `sealbox purge`): every wipe and deletion is claimed by one conditional update, and
+    only the purge that claimed it records its event, so each happens, and is recorded,
+    once.
+    """
     now = now or clock.now()
     report = PurgeReport()
     dead = (
@@ -1392,7 +1484,8 @@ def purge(now: datetime | None = None) -> PurgeReport:
     )
     for grant in dead.select_related("message", "message__organisation"):
         with transaction.atomic():
-            _wipe(grant, now)
+            if not _wipe(grant, now):
+                continue  # wiped meanwhile (another purge, the last open, a deletion)
             if grant.expires_at <= now and not grant.revoked_at:
                 _record_recipient(grant, "grant.expired", None)
         report.grants_wiped += 1
@@ -1405,17 +1498,26 @@ def purge(now: datetime | None = None) -> PurgeReport:
         )
         if alive:
             continue
-        with transaction.atomic():
-            if message.expires_at <= now:
-                audit.record(
-                    "message.expired",
-                    organisation=message.organisation,
-                    target=message,
-                    details={"reference": message.reference},
-                )
-                report.messages_expired += 1
-        delete_blobs(message)
-        report.blobs_deleted += 1
+        expired = message.expires_at <= now
+
+        def record_expiry(message: Message = message) -> None:
+            audit.record(
+                "message.expired",
+                organisation=message.organisation,
+                target=message,
+                details={"reference": message.reference},
+            )
+
+        # Still sent when claimed: a message its sender deleted meanwhile did not expire.
+        claimed = delete_blobs(
+            message,
+            condition=Q(state=MessageState.SENT),
+            record=record_expiry if expired else None,
+        )
+        if claimed:
+            report.blobs_deleted += 1
+            report.messages_expired += int(expired)
+    report.deletions_finished = finish_interrupted_deletions(now)
     stale = Message.objects.filter(state=MessageState.DRAFT, created_at__lte=now - DRAFT_LIFETIME)
     for message in stale:
         if remove_draft(message):
@@ -1425,4 +1527,7 @@ def purge(now: datetime | None = None) -> PurgeReport:
     for message in abandoned_drafts(now):
         if remove_draft(message, condition=idle_since(now - ABANDONED_AFTER)):
             report.drafts_removed += 1
+    report.deletions_waiting = _messages_with_chunks(
+        blob__message__blobs_deleted_at__isnull=False
+    ).count()
     return report

@@ -1,8 +1,17 @@
-"""Ciphertext chunks in blob storage (local folder or S3), written and read as streams."""
+"""Ciphertext chunks in blob storage (local folder or S3), written and read as streams.
+
+Every call to the store goes through `storage_calls`: a store that does not answer (S3
+unreachable, timing out or throttling, the local folder unmounted or full) comes out as
+`StorageUnavailable`, which the API answers with 503 and its message, and pages with
+the 503 page. Reading the request body is kept outside it: a client that goes away is
+an interrupted upload (`ShortBody`), not a storage outage.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import itertools
 import logging
 import secrets
 from collections.abc import Iterator
@@ -10,6 +19,10 @@ from pathlib import Path
 
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
+
+from sealbox.errors import StorageUnavailable, storage_calls
+
+__all__ = ["ShortBody", "StorageUnavailable"]
 
 READ_SIZE = 1024 * 1024
 logger = logging.getLogger(__name__)
@@ -32,12 +45,21 @@ class LimitedStream(io.RawIOBase):
     def readinto(self, buffer) -> int:
         if self.remaining <= 0:
             return 0
-        data = self.source.read(min(len(buffer), self.remaining, READ_SIZE))
-        if not data:
-            raise ShortBody()
+        data = _read_body(self.source, min(len(buffer), self.remaining, READ_SIZE))
         buffer[: len(data)] = data
         self.remaining -= len(data)
         return len(data)
+
+
+def _read_body(source, size: int) -> bytes:
+    """Up to `size` bytes of the request body; ShortBody if it ended or broke early."""
+    try:
+        data = source.read(size)
+    except OSError:  # the client's connection reset: its upload is interrupted
+        raise ShortBody() from None
+    if not data:
+        raise ShortBody()
+    return data
 
 
 def message_folder(message_id) -> str:
@@ -68,7 +90,8 @@ def write_chunk(name: str, source, length: int) -> str:
     content = File(stream, name=name.rsplit("/", 1)[-1])
     content.DEFAULT_CHUNK_SIZE = READ_SIZE  # 64 KiB pieces cost 16 times more calls
     try:
-        return default_storage.save(name, content)
+        with storage_calls():
+            return default_storage.save(name, content)
     except BaseException:
         discard(name)
         raise
@@ -78,27 +101,36 @@ def _write_local(name: str, source, length: int) -> str:
     """The local folder: straight from the request into the file, one copy per piece
     (the generic storage path wraps the body in three file objects)."""
     path = Path(default_storage.path(name))
-    path.parent.mkdir(parents=True, exist_ok=True)
     remaining = length
-    # "xb": never open a file that exists, even if a name were ever to repeat.
-    with open(path, "xb") as target:
-        try:
-            while remaining:
-                data = source.read(min(READ_SIZE, remaining))
-                if not data:
-                    raise ShortBody()
+    with storage_calls():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # "xb": never open a file that exists, even if a name were ever to repeat.
+        target = open(path, "xb")  # noqa: SIM115 - closed below, whatever happens
+    try:
+        while remaining:
+            data = _read_body(source, min(READ_SIZE, remaining))
+            with storage_calls():
                 target.write(data)
-                remaining -= len(data)
-        except BaseException:
+            remaining -= len(data)
+        with storage_calls():
+            target.close()
+    except BaseException:
+        # Without hiding the error that led here (a full disk fails the close too).
+        with contextlib.suppress(OSError):
+            target.close()
+        with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
-            raise
+        raise
     return name
 
 
 def discard(name: str) -> None:
     """Delete this attempt's own object, if any, without hiding the error that led here."""
     try:
-        default_storage.delete(name)
+        with storage_calls():
+            default_storage.delete(name)
+    except StorageUnavailable:  # already logged, and no object was likely written
+        logger.warning("could not delete the unrecorded chunk %s: storage unavailable", name)
     except Exception:  # logged: the caller re-raises the error that brought it here
         logger.warning("could not delete the unrecorded chunk %s", name, exc_info=True)
 
@@ -106,7 +138,8 @@ def discard(name: str) -> None:
 def stored_size(name: str) -> int | None:
     """The size of the object in storage, or None if there is none."""
     try:
-        return default_storage.size(name)
+        with storage_calls():
+            return default_storage.size(name)
     except FileNotFoundError:
         return None
 
@@ -114,7 +147,8 @@ def stored_size(name: str) -> int | None:
 def names_under(folder: str) -> list[str]:
     """Every object under `folder`, recursively (local folder and S3 alike)."""
     try:
-        folders, files = default_storage.listdir(folder)
+        with storage_calls():
+            folders, files = default_storage.listdir(folder)
     except FileNotFoundError:
         return []
     found = [f"{folder}/{name}" for name in files]
@@ -124,11 +158,33 @@ def names_under(folder: str) -> list[str]:
 
 
 def read_chunks(names: list[str]) -> Iterator[bytes]:
+    """The objects' bytes, in order. The first piece is read before this returns, so a
+    store that does not answer is a 503 before the response starts (after it, a failure
+    can only cut the download short, which the client notices by its length)."""
+    pieces = _pieces(names)
+    first = next(pieces, b"")
+    return itertools.chain([first] if first else [], pieces)
+
+
+def _pieces(names: list[str]) -> Iterator[bytes]:
     for name in names:
-        with default_storage.open(name, "rb") as handle:
-            while piece := handle.read(READ_SIZE):
+        try:
+            with storage_calls():
+                handle = default_storage.open(name, "rb")
+        except FileNotFoundError:
+            # A recorded chunk the store does not show: an unmounted folder, a wrong
+            # bucket or prefix. Not the recipient's doing, and not theirs to fix.
+            logger.error("the stored chunk %s is missing from storage", name)
+            raise StorageUnavailable() from None
+        with handle:
+            while True:
+                with storage_calls():
+                    piece = handle.read(READ_SIZE)
+                if not piece:
+                    break
                 yield piece
 
 
 def delete(name: str) -> None:
-    default_storage.delete(name)
+    with storage_calls():
+        default_storage.delete(name)

@@ -88,6 +88,19 @@ def export_view(request, kind: str):
         errors = " ".join(e for field_errors in form.errors.values() for e in field_errors)
         return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
     user = request.user
+    if kind in ("pdf", "jsonl"):
+        try:
+            sealing.check_usable(user.organisation)  # sealed or signed: checked first
+        except sealing.SealingKeyUnavailable:
+            return HttpResponse(
+                _(
+                    "The organisation's seal cannot be used: the server's secret key "
+                    "changed. Ask the operator to put the former key back in "
+                    "SEALBOX_SECRET_KEY_FALLBACKS."
+                ),
+                status=503,
+                content_type="text/plain; charset=utf-8",
+            )
     with transaction.atomic():
         audit.record(
             "history.exported",

@@ -20,6 +20,8 @@ from pathlib import Path
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
 
+from sealbox.errors import storage_calls
+
 logger = logging.getLogger(__name__)
 FOLDER = "outbox"
 
@@ -32,6 +34,7 @@ def _local() -> bool:
     return isinstance(default_storage, FileSystemStorage)
 
 
+@storage_calls()
 def store(outbox_id: uuid.UUID, payload_key: bytes) -> None:
     name = key_name(outbox_id)
     if _local():
@@ -52,15 +55,16 @@ def store(outbox_id: uuid.UUID, payload_key: bytes) -> None:
 
 
 def load(outbox_id: uuid.UUID) -> bytes | None:
-    """The payload key, or None when it was destroyed (or never stored)."""
+    """The payload key, or None when it was destroyed (or never stored).
+
+    A store that does not answer raises StorageUnavailable instead: the key may well be
+    there, so the message must not be taken for undeliverable."""
     name = key_name(outbox_id)
     try:
-        with default_storage.open(name, "rb") as handle:
+        with storage_calls(), default_storage.open(name, "rb") as handle:
             return handle.read()
-    except OSError:  # FileNotFoundError included
-        if _local() or not default_storage.exists(name):
-            return None
-        raise
+    except FileNotFoundError:
+        return None
 
 
 def destroy(outbox_id: uuid.UUID | str) -> None:
@@ -88,7 +92,8 @@ def destroy(outbox_id: uuid.UUID | str) -> None:
 def stored_ids() -> Iterator[uuid.UUID]:
     """The ids that have a payload key in storage (for the purge)."""
     try:
-        _dirs, files = default_storage.listdir(FOLDER)
+        with storage_calls():
+            _dirs, files = default_storage.listdir(FOLDER)
     except FileNotFoundError:
         return
     for name in files:
@@ -100,6 +105,7 @@ def stored_ids() -> Iterator[uuid.UUID]:
 
 def stored_at(outbox_id: uuid.UUID) -> datetime | None:
     try:
-        return default_storage.get_modified_time(key_name(outbox_id))
-    except (FileNotFoundError, OSError):
+        with storage_calls():
+            return default_storage.get_modified_time(key_name(outbox_id))
+    except FileNotFoundError:
         return None

@@ -37,6 +37,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 
+from sealbox import keys
+
 INFO = b"sealbox outbox v2"
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -69,7 +71,7 @@ def unseal(sealed: bytes, payload_key: bytes, outbox_id: uuid.UUID) -> dict:
     """The payload; raises SealError. Tries the secret key, then its fallbacks, so that a
     rotation of SEALBOX_SECRET_KEY does not lose what was queued before it."""
     nonce, ciphertext = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
-    for secret_key in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]:
+    for secret_key in keys.secret_keys():
         key = _sealing_key(secret_key, payload_key, outbox_id)
         try:
             plaintext = AESGCM(key).decrypt(nonce, ciphertext, INFO + outbox_id.bytes)

@@ -32,7 +32,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.util import random_hex
 from django_otp_webauthn.models import WebAuthnCredential
 
-from sealbox import clock
+from sealbox import clock, keys
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import Organisation, User
 from sealbox.audit import services as audit
@@ -179,15 +179,21 @@ def new_code() -> str:
     return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
 
 
-def _code_key() -> bytes:
-    return hmac.new(settings.SECRET_KEY.encode(), b"sealbox sms code v1", hashlib.sha256).digest()
+CODE_INFO = b"sealbox sms code v1"
 
 
-def hash_code(binding: str, code: str) -> str:
+def hash_code(binding: str, code: str, key: bytes | None = None) -> str:
     """An HMAC keyed by the server secret: a copy of the database alone cannot try the
     million possible codes. The binding is part of the input, so a code only ever
-    matches what it was sent for."""
-    return hmac.new(_code_key(), f"{binding}\n{code}".encode(), hashlib.sha256).hexdigest()
+    matches what it was sent for. `key`: the current one unless given."""
+    key = key or keys.derive(CODE_INFO)
+    return hmac.new(key, f"{binding}\n{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def code_matches(stored: str, binding: str, code: str) -> bool:
+    """Whether `code` is the one hashed in `stored`, under the current secret key or a
+    fallback: a code sent just before a rotation still works for its ten minutes."""
+    return keys.matching(stored, lambda key: hash_code(binding, code, key), CODE_INFO) is not None
 
 
 def sms_text(code: str, language: str) -> str:
@@ -363,7 +369,7 @@ def check_code(binding: str, code: str) -> CodeResult:
             return CodeResult.USED
         if now >= row.expires_at:
             return CodeResult.EXPIRED
-        if not hmac.compare_digest(row.code_hash, hash_code(binding, code)):
+        if not code_matches(row.code_hash, binding, code):
             row.failures += 1
             row.save(update_fields=["failures"])
             if row.failures >= MAX_CODE_FAILURES:
