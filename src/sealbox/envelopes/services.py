@@ -10,7 +10,7 @@ import hmac
 import math
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
@@ -173,7 +173,7 @@ def _validate_spec(owner: User, spec: EnvelopeSpec) -> None:
         )
     if spec.language not in dict(settings.LANGUAGES):
         raise ExchangeError(_("Choose English or French."), field="language")
-    expires_at = aware(spec.expires_at)
+    expires_at = clock.aware(spec.expires_at)
     if expires_at <= now:
         raise ExchangeError(_("The expiry must be in the future."), field="expires_at")
     if expires_at > exchange.latest_expiry(owner.organisation, now) + timedelta(minutes=5):
@@ -206,11 +206,6 @@ def _validate_spec(owner: User, spec: EnvelopeSpec) -> None:
     _validate_size(owner, spec)
     for index, recipient in enumerate(spec.recipients):
         _validate_recipient(recipient, index)
-
-
-def aware(moment: datetime) -> datetime:
-    """A time without a zone (from an API client) is read as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _validate_size(owner: User, spec: EnvelopeSpec) -> None:
@@ -311,7 +306,7 @@ def create_envelope(
             files_mode=spec.files_mode,
             allowed_extensions=" ".join(normalise_extensions(spec.allowed_extensions)),
             max_total_bytes=max_total,
-            expires_at=aware(spec.expires_at),
+            expires_at=clock.aware(spec.expires_at),
             reply_expiry_hours=spec.reply_expiry_hours,
             reply_max_opens=spec.reply_max_opens,
             notify_on_use=spec.notify_on_use,
