@@ -231,19 +231,23 @@ def _validate_size(owner: User, spec: EnvelopeSpec) -> None:
         )
 
 
-def _validate_recipient(recipient: EnvelopeRecipient, index: int) -> None:
+def _valid_email(email: str) -> bool:
     from django.core.exceptions import ValidationError
     from django.core.validators import validate_email
 
-    field = f"recipients[{index}]"
     try:
-        if len(recipient.email.strip()) > MAX_EMAIL_LENGTH:
-            raise ValidationError("too long")
-        validate_email(recipient.email.strip())
+        validate_email(email)
     except ValidationError:
+        return False
+    return len(email) <= MAX_EMAIL_LENGTH
+
+
+def _validate_recipient(recipient: EnvelopeRecipient, index: int) -> None:
+    field = f"recipients[{index}]"
+    if not _valid_email(recipient.email.strip()):
         raise ExchangeError(
             _("Enter a valid email address for each recipient."), field=f"{field}.email"
-        ) from None
+        )
     if recipient.verification not in EnvelopeVerification.values:
         raise ExchangeError(
             _("Choose how the recipient proves who they are."), field=f"{field}.verification"
@@ -252,17 +256,17 @@ def _validate_recipient(recipient: EnvelopeRecipient, index: int) -> None:
         raise ExchangeError(
             _("An SMS code needs the recipient's mobile phone."), field=f"{field}.phone"
         )
-    if recipient.verification == EnvelopeVerification.PASSWORD and not (
-        MIN_PASSWORD_LENGTH <= len(recipient.password) <= MAX_PASSWORD_LENGTH
-    ):
-        if len(recipient.password) > MAX_PASSWORD_LENGTH:
-            raise ExchangeError(
-                _("A recipient's password is too long (at most %(n)d characters).")
-                % {"n": MAX_PASSWORD_LENGTH},
-                field=f"{field}.password",
-            )
+    if recipient.verification != EnvelopeVerification.PASSWORD:
+        return
+    if len(recipient.password) < MIN_PASSWORD_LENGTH:
         raise ExchangeError(
             _("Type a password for each recipient verified by password (at least 8 characters)."),
+            field=f"{field}.password",
+        )
+    if len(recipient.password) > MAX_PASSWORD_LENGTH:
+        raise ExchangeError(
+            _("A recipient's password is too long (at most %(n)d characters).")
+            % {"n": MAX_PASSWORD_LENGTH},
             field=f"{field}.password",
         )
 
