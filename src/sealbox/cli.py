@@ -1,4 +1,5 @@
-"""The `sealbox` command: serve, worker, createuser, audit, manage."""
+"""The `sealbox` command: serve, worker, createuser, audit, manage; and the client commands
+(send, open, reply, envelope) that encrypt and decrypt on this machine."""
 
 from __future__ import annotations
 

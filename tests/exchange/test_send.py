@@ -422,3 +422,28 @@ def test_the_service_takes_at_most_50_recipients(sender, count, refused):
         services.create_message(sender, spec)
     assert error.value.field == "recipients" and "at most 50" in error.value.message
     assert not Message.objects.exists() and not Grant.objects.exists()
+
+
+def test_an_expiry_without_a_time_zone_is_read_as_utc(sender_transport):
+    """It was a server error (a naive time compared with an aware one)."""
+    from datetime import UTC, datetime
+
+    from sealbox.crypto import grants
+
+    entry, _token, _secret = client._grant_payload(
+        client.Recipient("client@example.org"), grants.new_content_key()
+    )
+    naive = (datetime.now(UTC) + timedelta(days=2)).replace(tzinfo=None, microsecond=0)
+    status, data = sender_transport.request(
+        "POST",
+        "/api/v1/messages",
+        json_body={
+            "subject": "No zone",
+            "expires_at": naive.isoformat(),
+            "delivery": "links",
+            "recipients": [entry],
+            "blobs": [{"kind": "manifest", "size": 100}],
+        },
+    )
+    assert status == 201, data
+    assert Message.objects.get().expires_at == naive.replace(tzinfo=UTC)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
@@ -172,7 +172,7 @@ def _validate_spec(owner: User, spec: EnvelopeSpec) -> None:
         )
     if spec.language not in dict(settings.LANGUAGES):
         raise ExchangeError(_("Choose English or French."), field="language")
-    expires_at = aware(spec.expires_at)
+    expires_at = clock.aware(spec.expires_at)
     if expires_at <= now:
         raise ExchangeError(_("The expiry must be in the future."), field="expires_at")
     if expires_at > exchange.latest_expiry(owner.organisation, now) + timedelta(minutes=5):
@@ -207,11 +207,6 @@ def _validate_spec(owner: User, spec: EnvelopeSpec) -> None:
         _validate_recipient(recipient, index)
 
 
-def aware(moment: datetime) -> datetime:
-    """A time without a zone (from an API client) is read as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _validate_size(owner: User, spec: EnvelopeSpec) -> None:
     limit = plan_limit(owner)
     if spec.files_mode not in FilesMode.values:
@@ -235,19 +230,23 @@ def _validate_size(owner: User, spec: EnvelopeSpec) -> None:
         )
 
 
-def _validate_recipient(recipient: EnvelopeRecipient, index: int) -> None:
+def _valid_email(email: str) -> bool:
     from django.core.exceptions import ValidationError
     from django.core.validators import validate_email
 
-    field = f"recipients[{index}]"
     try:
-        if len(recipient.email.strip()) > MAX_EMAIL_LENGTH:
-            raise ValidationError("too long")
-        validate_email(recipient.email.strip())
+        validate_email(email)
     except ValidationError:
+        return False
+    return len(email) <= MAX_EMAIL_LENGTH
+
+
+def _validate_recipient(recipient: EnvelopeRecipient, index: int) -> None:
+    field = f"recipients[{index}]"
+    if not _valid_email(recipient.email.strip()):
         raise ExchangeError(
             _("Enter a valid email address for each recipient."), field=f"{field}.email"
-        ) from None
+        )
     if recipient.verification not in EnvelopeVerification.values:
         raise ExchangeError(
             _("Choose how the recipient proves who they are."), field=f"{field}.verification"
@@ -256,17 +255,17 @@ def _validate_recipient(recipient: EnvelopeRecipient, index: int) -> None:
         raise ExchangeError(
             _("An SMS code needs the recipient's mobile phone."), field=f"{field}.phone"
         )
-    if recipient.verification == EnvelopeVerification.PASSWORD and not (
-        MIN_PASSWORD_LENGTH <= len(recipient.password) <= MAX_PASSWORD_LENGTH
-    ):
-        if len(recipient.password) > MAX_PASSWORD_LENGTH:
-            raise ExchangeError(
-                _("A recipient's password is too long (at most %(n)d characters).")
-                % {"n": MAX_PASSWORD_LENGTH},
-                field=f"{field}.password",
-            )
+    if recipient.verification != EnvelopeVerification.PASSWORD:
+        return
+    if len(recipient.password) < MIN_PASSWORD_LENGTH:
         raise ExchangeError(
             _("Type a password for each recipient verified by password (at least 8 characters)."),
+            field=f"{field}.password",
+        )
+    if len(recipient.password) > MAX_PASSWORD_LENGTH:
+        raise ExchangeError(
+            _("A recipient's password is too long (at most %(n)d characters).")
+            % {"n": MAX_PASSWORD_LENGTH},
             field=f"{field}.password",
         )
 
@@ -310,7 +309,7 @@ def create_envelope(
             files_mode=spec.files_mode,
             allowed_extensions=" ".join(normalise_extensions(spec.allowed_extensions)),
             max_total_bytes=max_total,
-            expires_at=aware(spec.expires_at),
+            expires_at=clock.aware(spec.expires_at),
             reply_expiry_hours=spec.reply_expiry_hours,
             reply_max_opens=spec.reply_max_opens,
             notify_on_use=spec.notify_on_use,

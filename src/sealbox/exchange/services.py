@@ -316,6 +316,7 @@ def create_message(
     """Record a draft message with its grants and empty blobs, ready for upload."""
     organisation = sender.organisation
     now = clock.now()
+    spec = replace(spec, expires_at=clock.aware(spec.expires_at))
     subject = spec.subject.strip()
     if not subject:
         raise ExchangeError(_("Write a subject."), field="subject")
