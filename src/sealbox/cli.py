@@ -236,11 +236,12 @@ def run_purge():
 
     requeue_abandoned_tasks()
     ops.purge_stale_heartbeats()
+    ops.purge_finished_tasks()  # result rows of tasks that ended more than a day ago
     report = exchange.purge()
     envelopes.record_expired()  # envelope.expired events; submissions expire as messages
     ratelimit.purge_older_than(timedelta(days=2))
     twofactor.purge_expired()
-    notify.purge()  # erases what a dead worker left queued
+    notify.purge()  # erases what was left queued; gives stalled messages a task again
     retention.purge_expired_events()  # after a signed checkpoint of each chain
     return report
 
