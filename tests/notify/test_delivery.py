@@ -23,6 +23,7 @@ from django_tasks_db.models import DBTaskResult
 
 from sealbox.audit.models import Event
 from sealbox.client import messages as client
+from sealbox.history import services as history
 from sealbox.notify import keystore, sms
 from sealbox.notify import services as notify
 from sealbox.notify.models import OutboxMessage
@@ -478,3 +479,77 @@ def test_a_notification_that_fails_shows_in_the_timeline_and_the_history(
     assert "Email not delivered" in undelivered
     [fine] = [line for line in export.splitlines() if "client@example.org" in line]
     assert "Not opened" in fine
+
+
+@pytest.mark.django_db
+def test_an_email_code_is_marked_by_the_outcome_of_its_email(
+    mailbox, send, recipient_transport, sender
+):
+    """An emailed verification code was marked sent the moment it was queued; now the
+    outbox's report marks it, so a refused email is told to the recipient at once (and
+    a new code may be asked for straight away)."""
+    from sealbox.twofactor.models import SMSCode
+
+    mailbox.refused = {"nobody@example.org": "550 5.1.1 No such user here"}
+    sent = send(
+        recipients=[
+            client.Recipient("nobody@example.org", "email_code"),
+            client.Recipient("client@example.org", "email_code"),
+        ]
+    )
+    with pytest.raises(client.ClientError) as refused:
+        client.request_code(recipient_transport, sent.links["nobody@example.org"])
+    assert refused.value.status == 502 and refused.value.data["error"] == "not_delivered"
+    assert client.request_code(recipient_transport, sent.links["client@example.org"])
+    deliveries = dict(SMSCode.objects.values_list("binding", "delivery"))
+    assert sorted(deliveries.values()) == ["failed", "sent"]
+    [failed] = Event.objects.filter(action="email.failed")
+    assert failed.details["reference"].startswith("smscode:")
+    assert failed.target_type == "message" and failed.organisation_id == sender.organisation_id
+    # A code email is not the link: the recipient's row is not "not delivered".
+    assert history.undelivered_grants([int(failed.target_id)]) == set()
+
+
+@pytest.mark.django_db
+def test_an_invitation_that_fails_is_audited_on_the_invited_user(mailbox, admin_user):
+    from sealbox.users import services as users
+
+    mailbox.refused = {"new@example.com": "550 5.1.1 No such user here"}
+    invited = users.invite_user(None, admin_user, users.NewUser(email="new@example.com"))
+    [failed] = Event.objects.filter(action="email.failed")
+    assert (failed.target_type, failed.target_id) == ("user", str(invited.pk))
+    assert failed.organisation_id == admin_user.organisation_id
+    assert failed.details["to"] == "new@example.com"
+    actions = list(
+        Event.objects.filter(target_type="user", target_id=str(invited.pk))
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert actions == ["user.invited", "email.failed"]
+
+
+@pytest.mark.django_db
+def test_an_envelope_link_that_fails_is_audited_on_the_envelope(mailbox, sender):
+    from sealbox.envelopes import services as envelopes
+
+    mailbox.refused = {"nobody@example.org": "550 5.1.1 No such user here"}
+    envelope = envelopes.create_envelope(
+        sender,
+        envelopes.EnvelopeSpec(
+            subject="Your tax documents",
+            expires_at=timezone.now() + timedelta(days=7),
+            recipients=[envelopes.EnvelopeRecipient("nobody@example.org")],
+            delivery="email",
+        ),
+    )
+    link = envelope.links.get()
+    events = list(
+        Event.objects.filter(target_type="envelope", target_id=str(envelope.pk))
+        .order_by("id")
+        .values_list("action", "chain", "details__reference")
+    )
+    chain = f"org:{sender.organisation_id}"
+    assert ("envelope.link_queued", chain, envelope.reference) in events
+    failed = [e for e in events if e[0] == "email.failed"]
+    assert failed and set(failed) == {("email.failed", chain, f"envelopelink:{link.pk}")}
+    assert not any(action == "envelope.delivered" for action, _c, _r in events)
