@@ -553,3 +553,67 @@ def test_an_envelope_link_that_fails_is_audited_on_the_envelope(mailbox, sender)
     failed = [e for e in events if e[0] == "email.failed"]
     assert failed and set(failed) == {("email.failed", chain, f"envelopelink:{link.pk}")}
     assert not any(action == "envelope.delivered" for action, _c, _r in events)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_success_that_could_not_be_recorded_is_sent_again_not_called_failed(
+    mailbox, database_tasks, clock, monkeypatch
+):
+    """The database went away just after the mail server took the email: the outcome
+    could not be written. The key is kept, so the next attempt sends it again (same
+    Message-ID: the receiving side can drop it) and records it sent, instead of finding
+    nothing to send and recording as failed an email that went out."""
+    from django.db import OperationalError
+
+    queued = queue()
+    real_record = notify.audit.record
+    down = {"email.sent": 1}
+
+    def flaky_record(action, **kwargs):
+        if down.get(action):
+            down[action] -= 1
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_record(action, **kwargs)
+
+    monkeypatch.setattr(notify.audit, "record", flaky_record)
+    with pytest.raises(OperationalError):
+        notify.deliver(str(queued.pk), "email")
+    queued.refresh_from_db()
+    assert queued.status == "sending" and keystore.load(queued.pk) is not None
+    assert len(mailbox.accepted) == 1
+
+    clock.advance(seconds=notify.ORPHAN_CLAIM_AFTER.total_seconds() + 1)
+    assert notify.deliver(str(queued.pk), "email") is True
+    assert mailbox.handed == [notify.message_id(queued.pk)] * 2
+    assert Event.objects.filter(action="email.sent").count() == 1
+    assert not Event.objects.filter(action="email.failed").exists()
+    assert keystore.load(queued.pk) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_that_could_not_be_recorded_is_erased_all_the_same(
+    mailbox, database_tasks, clock, monkeypatch
+):
+    from django.db import OperationalError
+
+    mailbox.refuse_rcpt = "550 5.1.1 No such user"
+    queued = queue()
+    real_record = notify.audit.record
+    down = {"email.failed": 1}
+
+    def flaky_record(action, **kwargs):
+        if down.get(action):
+            down[action] -= 1
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_record(action, **kwargs)
+
+    monkeypatch.setattr(notify.audit, "record", flaky_record)
+    with pytest.raises(OperationalError):
+        notify.deliver(str(queued.pk), "email")
+    assert keystore.load(queued.pk) is None  # erasure first
+    clock.advance(seconds=notify.ORPHAN_CLAIM_AFTER.total_seconds() + 1)
+    assert notify.deliver(str(queued.pk), "email") is False
+    queued.refresh_from_db()
+    assert (queued.status, queued.sealed) == ("failed", None)
+    assert "no longer available" in queued.last_error
+    assert Event.objects.filter(action="email.failed").count() == 1

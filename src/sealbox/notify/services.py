@@ -288,10 +288,14 @@ def claim(outbox_id: str | uuid.UUID, channel: str) -> Claimed | None:
     elif not claim_expired(message, now):
         return None
     if message.attempts >= max_attempts(channel):
+        if message.status == OutboxStatus.SENDING:
+            reason = "the worker stopped during the last attempt; its outcome is unknown"
+        else:
+            reason = message.last_error or "no attempt left"
         _finish(
             message,
             OutboxStatus.FAILED,
-            "the worker stopped during the last attempt; its outcome is unknown",
+            reason,
             only_if=Q(status=message.status, attempts=message.attempts),
         )
         return None
@@ -368,8 +372,11 @@ def _finish(message: OutboxMessage, status: str, reason: str = "", *, only_if: Q
     One conditional update (`only_if`) moves the message to its final state (False if
     the row is no longer in that state); the audit event, the counter and the report to
     the caller are in the same transaction. The key is destroyed unless another attempt
-    still holds the message; even when recording fails: erasure comes first, and a live
-    message without its key is finished as failed by its next attempt or by the purge.
+    still holds the message. When recording a failure fails (the database went away),
+    the key is destroyed all the same: erasure comes first, and the next attempt finds
+    nothing to send and records the failure. When recording a success fails, the key is
+    kept: the next attempt sends again (with the same delivery key) and records it,
+    rather than recording as failed a message that went out.
     """
     reason = reason[:200]
     moved = False
@@ -389,9 +396,10 @@ def _finish(message: OutboxMessage, status: str, reason: str = "", *, only_if: Q
                 ops.count(COUNTER_NAMES[(message.channel, status)])
                 _report(message, status, reason)
     except Exception:
-        keystore.destroy(message.pk)
+        if status == OutboxStatus.FAILED:
+            keystore.destroy(message.pk)
         raise
-    if moved or not OutboxMessage.objects.filter(pk=message.pk, status__in=LIVE_STATUSES):
+    if moved or not OutboxMessage.objects.filter(pk=message.pk, status__in=LIVE_STATUSES).exists():
         keystore.destroy(message.pk)
     if moved:
         message.status, message.sealed, message.last_error = status, None, reason
