@@ -9,6 +9,8 @@ the `reference` it chose.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 from django_tasks import task
 
@@ -27,7 +29,9 @@ sms_sent = services.delivered
 sms_failed = services.undelivered
 
 
-def queue_sms(to: str, body: str, *, reference: str = "", organisation=None, target=None) -> None:
+def queue_sms(
+    to: str, body: str, *, reference: str = "", organisation: Any = None, target: Any = None
+) -> None:
     """Queue one SMS for delivery by the task worker."""
     with transaction.atomic():
         outbox_id = services.queue(

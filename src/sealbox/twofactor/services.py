@@ -16,6 +16,7 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import phonenumbers
 import segno
@@ -249,7 +250,7 @@ def send_code(
     channel: str = "sms",
     deliver: Callable[[str, str], None] | None = None,
     fresh_tries: bool = False,
-    target=None,
+    target: Any = None,
 ) -> SMSCode:
     """Queue a new 6-digit code for `binding` to `phone`, within every sending limit.
 
