@@ -34,7 +34,7 @@ import logging
 import smtplib
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
@@ -254,7 +254,7 @@ class Claimed:
     payload: dict
 
 
-def claim_expired(message: OutboxMessage, now=None) -> bool:
+def claim_expired(message: OutboxMessage, now: datetime | None = None) -> bool:
     """Whether the claim on a message being sent may be taken over."""
     if message.claimed_at is None:
         return True
