@@ -96,6 +96,19 @@ def test_email_urls(tmp_path):
     assert files["EMAIL_FILE_PATH"] == "/tmp/sealbox-mail"
 
 
+def test_smtp_waits_a_bounded_time(tmp_path):
+    # Without a time-out a mail server that stops answering holds a worker for ever.
+    assert (
+        load(tmp_path, SEALBOX_EMAIL_URL="smtp://mail.example.com:25").email["EMAIL_TIMEOUT"] == 30
+    )
+    custom = load(tmp_path, SEALBOX_EMAIL_URL="smtp://mail.example.com:25?timeout=5").email
+    assert custom["EMAIL_TIMEOUT"] == 5
+    assert "TIMEOUT" not in custom.get("OPTIONS", {})
+    for wrong in ("0", "abc", "-3"):
+        with pytest.raises(ConfigError, match="timeout"):
+            load(tmp_path, SEALBOX_EMAIL_URL=f"smtp://mail.example.com:25?timeout={wrong}")
+
+
 @pytest.mark.parametrize(
     "name, value, expected",
     [

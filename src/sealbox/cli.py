@@ -254,11 +254,12 @@ def run_purge():
     steps = [
         requeue_abandoned_tasks,
         ops.purge_stale_heartbeats,
+        ops.purge_finished_tasks,  # result rows of tasks that ended more than a day ago
         purge_messages,
         envelopes.record_expired,  # envelope.expired events; submissions expire as messages
         purge_rate_limits,
         twofactor.purge_expired,
-        notify.purge,  # erases what a dead worker left queued
+        notify.purge,  # erases what was left queued; gives stalled messages a task again
         retention.purge_expired_events,  # after a signed checkpoint of each chain
     ]
     failures: list[Exception] = []

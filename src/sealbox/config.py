@@ -179,6 +179,9 @@ def _storage(env: dict[str, str], data_dir: Path) -> dict[str, Any]:
     raise ConfigError("SEALBOX_STORAGE_URL: expected file:////path or s3://bucket?endpoint_url=…")
 
 
+EMAIL_TIMEOUT_SECONDS = 30
+
+
 def _email(env: dict[str, str], data_dir: Path) -> dict[str, Any]:
     raw = env.get("SEALBOX_EMAIL_URL") or "consolemail://"
     scheme = urlsplit(raw).scheme
@@ -193,6 +196,13 @@ def _email(env: dict[str, str], data_dir: Path) -> dict[str, Any]:
         raise ConfigError("SEALBOX_EMAIL_URL: not a valid email URL") from None
     if scheme == "filemail" and not config.get("EMAIL_FILE_PATH"):
         raise ConfigError("SEALBOX_EMAIL_URL: expected filemail:////absolute/path/to/folder")
+    # Without a time-out, a mail server that stops answering holds a worker for ever (and
+    # the message with it): each SMTP step waits this long at most, then the attempt
+    # fails as transient and is retried later. `?timeout=N` sets it.
+    timeout = (config.get("OPTIONS") or {}).pop("TIMEOUT", EMAIL_TIMEOUT_SECONDS)
+    if not isinstance(timeout, int) or timeout <= 0:
+        raise ConfigError("SEALBOX_EMAIL_URL: timeout must be a whole number of seconds")
+    config["EMAIL_TIMEOUT"] = timeout
     return config
 
 

@@ -73,7 +73,7 @@ def test_addressed_envelope_is_emailed_and_accepts_one_submission(make_envelope,
     actions = set(Event.objects.values_list("action", flat=True))
     assert {
         "envelope.created",
-        "envelope.delivered",
+        "envelope.link_queued",
         "envelope.opened",
         "envelope.submitted",
         "submission.opened",

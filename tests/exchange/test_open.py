@@ -32,7 +32,7 @@ def test_email_code(send, recipient_transport):
     opened = client.open_message(recipient_transport, link, code=code)
     assert opened.body == "Please find the report attached."
     # Single use: the same code cannot open again (and opens are used up anyway).
-    assert Event.objects.filter(action="twofactor.code_sent", details__channel="email").exists()
+    assert Event.objects.filter(action="twofactor.code_queued", details__channel="email").exists()
 
 
 def test_sms_code(send, recipient_transport, sms_outbox):

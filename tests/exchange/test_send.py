@@ -45,7 +45,20 @@ def test_send_by_email_delivers_link_and_separate_opening_code(send, recipient_t
     assert sent.opening_codes == {}
     opened = client.open_message(recipient_transport, link, code=opening_code_in(emails))
     assert opened.body == "Please find the report attached."
-    assert Event.objects.filter(action="notification.sent").count() == 1
+    # Audited as queued by the send, and as sent by the outbox once the server took each
+    # email (the link and the opening code), in the organisation's chain, on the message.
+    assert Event.objects.filter(action="notification.queued").count() == 1
+    assert not Event.objects.filter(action="notification.sent").exists()
+    message = Message.objects.get(public_id=sent.id)
+    grant = message.grants.get(email="client@example.org")
+    delivered = Event.objects.filter(
+        action="email.sent", target_type="message", target_id=str(message.pk)
+    )
+    to_client = [e for e in delivered if e.details["to"] == "client@example.org"]
+    assert [e.details["reference"] for e in to_client] == [f"grant:{grant.pk}"] * 2
+    assert {e.organisation_id for e in delivered} == {sender.organisation_id}
+    # The third: the notice to the sender that the recipient opened it.
+    assert [e.details["to"] for e in delivered if e not in to_client] == [sender.email]
 
 
 def test_opening_code_in_the_same_email_by_organisation_setting(send, sender):

@@ -227,3 +227,37 @@ def test_replies_show_who_they_came_from(send, sender):
 
 def reply_row(user):
     return next(r for r in services.rows(user, Filters()) if r.kind == "reply")
+
+
+def test_a_link_that_was_never_delivered_is_told_apart(send, sender, monkeypatch, clock):
+    """The email with a recipient's link failed for good: the row says so (in the
+    sender's language), not "Not opened", until the link expires and after."""
+    import smtplib
+
+    from sealbox.notify import services as notify
+
+    real = notify.SENDERS["email"]
+
+    def refusing(message, payload):
+        if message.recipients == ["gone@example.org"]:
+            raise smtplib.SMTPRecipientsRefused({"gone@example.org": (550, b"no such user")})
+        real(message, payload)
+
+    monkeypatch.setitem(notify.SENDERS, "email", refusing)
+    send(
+        delivery="email",
+        recipients=[client.Recipient("gone@example.org"), client.Recipient("here@example.org")],
+    )
+    assert statuses(sender) == {
+        "gone@example.org": services.Status.NOT_DELIVERED,
+        "here@example.org": services.Status.NOT_OPENED,
+    }
+    clock.advance(days=8)
+    assert statuses(sender)["gone@example.org"] == services.Status.NOT_DELIVERED
+    User.objects.filter(pk=sender.pk).update(language="fr")
+    page = browser_for(sender).get("/history/").content.decode()
+    assert "Courriel non remis" in page
+    message = Message.objects.get()
+    detail = browser_for(sender).get(f"/messages/{message.public_id}/").content.decode()
+    assert "Courriel non remis (gone@example.org)" in detail
+    assert "Courriel de notification mis en attente d’envoi (here@example.org)" in detail

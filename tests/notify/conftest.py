@@ -6,6 +6,12 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
+from tests.exchange.conftest import (  # noqa: F401 - fixtures
+    recipient_transport,
+    send,
+    sender,
+    sender_transport,
+)
 from tests.exchange.test_storage_s3 import moto_endpoint, s3_storage  # noqa: F401 - fixtures
 
 DATABASE_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}

@@ -125,7 +125,7 @@ def test_a_secret_key_rotation_keeps_what_was_queued(database_tasks, settings):
 def test_an_sms_is_sealed_in_the_outbox_and_erased_once_sent(monkeypatch):
     sent = []
 
-    def gateway(to, body):
+    def gateway(to, body, **kwargs):
         row = OutboxMessage.objects.get()
         sent.append((to, body, row.sealed is not None, key_path(row.pk).exists()))
 
@@ -144,7 +144,7 @@ def test_an_sms_is_sealed_in_the_outbox_and_erased_once_sent(monkeypatch):
 
 
 def test_an_unexpected_gateway_error_still_erases_the_sms(monkeypatch):
-    def broken(to, body):
+    def broken(to, body, **kwargs):
         raise RuntimeError("gateway bug")
 
     monkeypatch.setattr(sms, "send_sms_now", broken)
@@ -292,7 +292,7 @@ def test_the_upgrade_moves_queued_legacy_tasks_into_the_outbox(settings, monkeyp
     assert (sms_row.recipients, sms_row.reference) == (["+15145550100"], "smscode:9")
     # Delivered as the new tasks deliver them.
     delivered = []
-    monkeypatch.setattr(sms, "send_sms_now", lambda to, body: delivered.append((to, body)))
+    monkeypatch.setattr(sms, "send_sms_now", lambda to, body, **kw: delivered.append((to, body)))
     assert sms_tasks.deliver_sms.call(**queued_sms.args_kwargs["kwargs"]) is True
     assert deliver_email.call(**queued_email.args_kwargs["kwargs"]) is True
     assert delivered == [("+15145550100", "code 123456")]

@@ -56,9 +56,10 @@ def test_file_errors_do_not_quote_the_body(tmp_path):
 
 
 class FakeTwilioHttp(HttpClient):
-    def __init__(self, status=201):
+    def __init__(self, status=201, code=21211):
         super().__init__(logger=None, is_async=False)
         self.status = status
+        self.code = code
         self.requests = []
 
     def request(
@@ -76,7 +77,7 @@ class FakeTwilioHttp(HttpClient):
         if self.status >= 400:
             return Response(
                 self.status,
-                json.dumps({"code": 21211, "message": "bad number", "status": self.status}),
+                json.dumps({"code": self.code, "message": "refused", "status": self.status}),
             )
         return Response(self.status, json.dumps({"sid": "SM123", "status": "queued"}))
 
@@ -106,6 +107,27 @@ def test_twilio_refusals_become_delivery_errors_without_the_body():
     assert "123456" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "status, code, transient",
+    [
+        (400, 21211, False),  # not a valid number: never
+        (401, 20003, False),  # wrong credentials
+        (429, 20429, True),  # too many requests: later
+        (503, 20503, True),
+        (500, 20500, True),
+        (400, 30001, True),  # queue overflow
+    ],
+)
+def test_twilio_says_which_refusals_are_worth_another_attempt(status, code, transient):
+    http = FakeTwilioHttp(status=status, code=code)
+    with pytest.raises(SMSDeliveryError) as error:
+        TwilioGateway("AC123", "s3cret", "+15145550000", http_client=http).send(
+            "+15145550100", BODY, key="ignored"
+        )
+    assert error.value.transient is transient
+    assert "123456" not in str(error.value)
+
+
 class Hook(BaseHTTPRequestHandler):
     received: list = []
     status = 200
@@ -118,6 +140,7 @@ class Hook(BaseHTTPRequestHandler):
                 "json": json.loads(self.rfile.read(length)),
                 "auth": self.headers.get("Authorization"),
                 "type": self.headers.get("Content-Type"),
+                "key": self.headers.get("Idempotency-Key"),
             }
         )
         self.send_response(Hook.status)
@@ -156,8 +179,38 @@ def test_webhook_errors_are_delivery_errors(webhook):
     with pytest.raises(SMSDeliveryError) as error:
         gateway_from_url(webhook + "/sms").send("+15145550100", BODY)
     assert "502" in str(error.value) and "123456" not in str(error.value)
-    with pytest.raises(SMSDeliveryError):
+    assert error.value.transient
+    with pytest.raises(SMSDeliveryError) as error:
         gateway_from_url("http://127.0.0.1:9/sms").send("+15145550100", BODY)
+    assert error.value.transient
+
+
+@pytest.mark.parametrize("status", [400, 404, 429, 500, 503])
+def test_every_webhook_error_is_worth_another_attempt(webhook, status):
+    # The webhook's meaning is the operator's: any answer but 2xx is retried, a few times.
+    Hook.status = status
+    with pytest.raises(SMSDeliveryError) as error:
+        gateway_from_url(webhook + "/sms").send("+15145550100", BODY)
+    assert error.value.transient
+
+
+def test_the_webhook_gets_the_same_idempotency_key_on_every_attempt(webhook):
+    gateway = gateway_from_url(webhook + "/sms")
+    Hook.status = 503
+    with pytest.raises(SMSDeliveryError):
+        gateway.send("+15145550100", BODY, key="3f1c0d6e-outbox-id")
+    Hook.status = 200
+    gateway.send("+15145550100", BODY, key="3f1c0d6e-outbox-id")
+    assert [call["key"] for call in Hook.received] == ["3f1c0d6e-outbox-id"] * 2
+    gateway.send("+15145550100", BODY)  # no key, no header
+    assert Hook.received[-1]["key"] is None
+
+
+def test_a_broken_configuration_is_not_retried(settings):
+    settings.SEALBOX_SMS_URL = "smtp://nope"
+    with pytest.raises(SMSDeliveryError) as error:
+        sms.send_sms_now("+15145550100", BODY)
+    assert not error.value.transient
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,15 @@
 """SMS delivery runs as a background task, with retries, and reports the outcome."""
 
 import json
+import time
+from datetime import timedelta
 
 import pytest
 from django.test import override_settings
 
+from sealbox.audit.models import Event
 from sealbox.notify import sms, sms_tasks
+from tests.notify.conftest import run_worker
 
 # Every SMS goes through the outbox (a database row): even the immediate task backend
 # of the tests needs the database.
@@ -31,12 +35,13 @@ def reports():
 
 @pytest.fixture
 def flaky(monkeypatch):
-    """A gateway that fails a given number of times, then works."""
+    """A gateway that fails a given number of times, then works. Nothing may sleep: a
+    retry is a new task for later, not a worker held waiting."""
     sleeps, calls = [], []
-    monkeypatch.setattr(sms_tasks.time, "sleep", sleeps.append)
+    monkeypatch.setattr(time, "sleep", sleeps.append)
 
     def install(failures: int):
-        def send(to, body):
+        def send(to, body, **kwargs):
             calls.append((to, body))
             if len(calls) <= failures:
                 raise sms.SMSDeliveryError("the SMS webhook answered 503")
@@ -51,8 +56,45 @@ def test_a_transient_failure_is_retried(flaky, reports):
     calls, sleeps = flaky(2)
     sms_tasks.queue_sms("+15145550100", "hello", reference="test:1")
     assert len(calls) == 3
-    assert sleeps == list(sms_tasks.RETRY_DELAYS_SECONDS)
+    assert sleeps == []
     assert reports == (["test:1"], [])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_retry_is_a_task_run_after_the_delay(flaky, reports, database_tasks):
+    """The quick first retries of a code (1 s, then 3 s) are new tasks run after the wait;
+    the worker sends other messages meanwhile."""
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    from sealbox.notify.models import OutboxMessage
+
+    calls, sleeps = flaky(2)
+    sms_tasks.queue_sms("+15145550100", "hello", reference="test:3")
+    for attempt, delay in enumerate(sms_tasks.RETRY_DELAYS_SECONDS, start=1):
+        before = timezone.now()
+        run_worker()
+        [row] = OutboxMessage.objects.all()
+        assert (row.status, row.attempts, len(calls)) == ("queued", attempt, attempt)
+        assert row.last_error == "the SMS webhook answered 503"
+        [task] = DBTaskResult.objects.all()  # the finished one is gone, the retry waits
+        assert task.status == "READY"
+        assert before + timedelta(seconds=delay) <= task.run_after
+        assert task.run_after <= timezone.now() + timedelta(seconds=delay)
+        # Not due yet: a worker passing by leaves it.
+        run_worker()
+        assert len(calls) == attempt
+        DBTaskResult.objects.update(run_after=timezone.now())
+        OutboxMessage.objects.update(next_attempt_at=timezone.now())
+    run_worker()
+    [row] = OutboxMessage.objects.all()
+    assert (row.status, row.attempts, row.sealed) == ("sent", 3, None)
+    assert sleeps == []
+    assert reports == (["test:3"], [])
+    assert DBTaskResult.objects.count() == 0
+    deferred = Event.objects.filter(action="sms.deferred", target_id=str(row.pk))
+    assert [e.details["retry_in"] for e in deferred.order_by("id")] == [1, 3]
+    assert Event.objects.filter(action="sms.sent", target_id=str(row.pk)).count() == 1
 
 
 def test_after_the_last_attempt_the_failure_is_reported(flaky, reports, caplog):

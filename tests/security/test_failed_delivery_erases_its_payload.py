@@ -90,7 +90,7 @@ def test_an_sms_the_gateway_keeps_refusing_is_erased_after_its_last_attempt(monk
     monkeypatch.setattr(sms_tasks, "RETRY_DELAYS_SECONDS", (0, 0))
     while_trying = []
 
-    def failing(to, body):
+    def failing(to, body, **kwargs):
         # The content must still be there for every attempt, the last one included.
         queued = OutboxMessage.objects.get()
         while_trying.append(queued.sealed is not None and has_key(queued))

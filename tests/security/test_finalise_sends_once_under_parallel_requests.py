@@ -71,7 +71,7 @@ def test_eight_parallel_finalises_of_a_message_send_it_once(sender_transport):  
     message = Message.objects.get(public_id=draft.id)
     assert message.state == MessageState.SENT
     assert Event.objects.filter(action="message.sent").count() == 1
-    assert Event.objects.filter(action="notification.sent").count() == 1
+    assert Event.objects.filter(action="notification.queued").count() == 1
     # One set of emails, and the one opening code in them is the one that works.
     codes = {
         m for email in emails_to("client@example.org") for m in OPENING_CODE.findall(email.body)

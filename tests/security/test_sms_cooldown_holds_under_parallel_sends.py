@@ -36,7 +36,7 @@ def test_eight_parallel_code_requests_send_one_sms(send, sms_outbox, clock):  # 
     assert {body["error"] for body in refusals} == {"cooldown"}
     assert all(body["retry_after"] == 60 for body in refusals)
     assert len(sms_outbox) == 1
-    assert Event.objects.filter(action="twofactor.code_sent").count() == 1
+    assert Event.objects.filter(action="twofactor.code_queued").count() == 1
     # The one code sent is the one that opens the message.
     response = Client().post(
         f"/api/v1/open/{token}/unlock",

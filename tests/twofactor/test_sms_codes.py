@@ -186,7 +186,7 @@ def test_each_code_sent_is_audited_without_the_code(outbox, user):
         purpose="login",
         user=user,
     )
-    event = Event.objects.get(action="twofactor.code_sent")
+    event = Event.objects.get(action="twofactor.code_queued")
     assert event.details == {"purpose": "login", "to": "•••• 0100", "channel": "sms"}
     assert outbox.last_code() not in str(event.details)
 

@@ -1,14 +1,28 @@
 """Emails of envelopes. Links and codes are sealed in the outbox while queued, erased once
-delivered (never stored in clear)."""
+delivered (never stored in clear). Each email's outcome (`email.sent` / `email.failed`)
+is audited in the envelope's organisation, on the envelope (or on the submission's
+message for the owner's link to a submission)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sealbox.envelopes.models import Envelope, EnvelopeLink, Submission
-from sealbox.exchange.models import Message
+from sealbox.exchange.models import Grant, Message
 from sealbox.notify import services as notify
 
 
-def _send(to: str, template: str, context: dict, language: str, *, sensitive: bool) -> None:
+def _send(
+    to: str,
+    template: str,
+    context: dict,
+    language: str,
+    *,
+    sensitive: bool,
+    target: Any,
+    organisation: Any,
+    reference: str = "",
+) -> None:
     notify.send_templated_email(
         to,
         subject_template=f"envelopes/email/{template}_subject.txt",
@@ -16,7 +30,14 @@ def _send(to: str, template: str, context: dict, language: str, *, sensitive: bo
         context=context,
         language=language,
         sensitive=sensitive,
+        organisation=organisation,
+        target=target,
+        reference=reference,
     )
+
+
+def link_reference(link: EnvelopeLink) -> str:
+    return f"envelopelink:{link.pk}"
 
 
 def send_envelope_link(
@@ -34,7 +55,12 @@ def send_envelope_link(
         "verification": link.verification,
         "opening_code": opening_code if not separate else "",
     }
-    _send(link.email, "invitation", context, envelope.language, sensitive=True)
+    where = {
+        "target": envelope,
+        "organisation": envelope.organisation,
+        "reference": link_reference(link),
+    }
+    _send(link.email, "invitation", context, envelope.language, sensitive=True, **where)
     if opening_code and separate:
         _send(
             link.email,
@@ -42,23 +68,43 @@ def send_envelope_link(
             context | {"opening_code": opening_code},
             envelope.language,
             sensitive=True,
+            **where,
         )
 
 
-def send_code(link: EnvelopeLink, code: str) -> None:
+def send_code(link: EnvelopeLink, code: str, *, reference: str = "") -> None:
     envelope = link.envelope
     context = {"code": code, "subject": envelope.subject, "organisation": envelope.organisation}
-    _send(link.email, "code", context, envelope.language, sensitive=True)
+    _send(
+        link.email,
+        "code",
+        context,
+        envelope.language,
+        sensitive=True,
+        target=envelope,
+        organisation=envelope.organisation,
+        reference=reference,
+    )
 
 
 def send_used_notice(link: EnvelopeLink) -> None:
     """Notify me when it is used: the owner learns the envelope was opened."""
     envelope = link.envelope
     context = {"subject": envelope.subject, "reference": envelope.reference, "who": link.email}
-    _send(envelope.owner.email, "used", context, envelope.owner.language, sensitive=False)
+    _send(
+        envelope.owner.email,
+        "used",
+        context,
+        envelope.owner.language,
+        sensitive=False,
+        target=envelope,
+        organisation=envelope.organisation,
+    )
 
 
-def send_submission_link(submission: Submission, message: Message, url: str) -> None:
+def send_submission_link(
+    submission: Submission, message: Message, url: str, *, grant: Grant | None = None
+) -> None:
     """The owner's link to what was submitted (opens only while they are logged in)."""
     envelope = submission.envelope
     context = {
@@ -70,4 +116,13 @@ def send_submission_link(submission: Submission, message: Message, url: str) -> 
         "expires_at": message.expires_at,
         "max_opens": message.max_opens,
     }
-    _send(envelope.owner.email, "submission", context, envelope.owner.language, sensitive=True)
+    _send(
+        envelope.owner.email,
+        "submission",
+        context,
+        envelope.owner.language,
+        sensitive=True,
+        target=message,
+        organisation=message.organisation,
+        reference=f"grant:{grant.pk}" if grant is not None else "",
+    )

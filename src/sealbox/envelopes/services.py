@@ -375,7 +375,7 @@ def _deliver(envelope: Envelope, links: list[EnvelopeLink], request: HttpRequest
             envelope, link, link_url(link), opening_code=getattr(link, "opening_code", "")
         )
         audit.record(
-            "envelope.delivered",
+            "envelope.link_queued",
             actor=envelope.owner,
             target=envelope,
             request=request,
@@ -587,6 +587,7 @@ def send_code(link: EnvelopeLink, request: HttpRequest | None = None):
         "ip": client_ip(request) if request else None,
         "purpose": "message",
         "organisation": link.envelope.organisation,
+        "target": link.envelope,
         "request": request,
         "fresh_tries": True,  # the link counts failures across codes, as a grant does
     }
@@ -595,7 +596,7 @@ def send_code(link: EnvelopeLink, request: HttpRequest | None = None):
     return codes.send_code(
         phone="",
         channel="email",
-        deliver=lambda code: notifications.send_code(link, code),
+        deliver=lambda code, reference: notifications.send_code(link, code, reference=reference),
         **common,
     )
 
@@ -899,7 +900,7 @@ def finalise_submission(
         message,
         notifications,
         record=record,
-        owner_email=lambda m, g, url: notify.send_submission_link(submission, m, url),
+        owner_email=lambda m, g, url: notify.send_submission_link(submission, m, url, grant=g),
         request=request,
     )
 

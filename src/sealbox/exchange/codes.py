@@ -30,6 +30,7 @@ def send(grant: Grant, request: HttpRequest | None = None) -> codes.SMSCode:
         "ip": client_ip(request) if request else None,
         "purpose": "message",
         "organisation": message.organisation,
+        "target": message,
         "request": request,
         # A code dies after 5 wrong tries and the next one starts afresh: the grant counts
         # failures across codes and locks at the limit (exchange.services.count_proof_failure).
@@ -40,7 +41,9 @@ def send(grant: Grant, request: HttpRequest | None = None) -> codes.SMSCode:
     return codes.send_code(
         phone="",
         channel="email",
-        deliver=lambda code: notifications.send_recipient_code(grant, code),
+        deliver=lambda code, reference: notifications.send_recipient_code(
+            grant, code, reference=reference
+        ),
         **common,
     )
 

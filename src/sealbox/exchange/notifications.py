@@ -1,7 +1,10 @@
 """Emails of the exchange: the recipient's link, codes, and open notices to the sender.
 
 Every email is sealed in the notify outbox while queued and erased once delivered (never
-stored in clear; see sealbox.notify.sealing).
+stored in clear; see sealbox.notify.sealing). Each email's outcome is audited by the
+outbox (`email.sent` once the mail server accepted it, `email.failed`) in the message's
+organisation, on the message, with the reference `grant:<id>` of the recipient it was
+for: the History shows a recipient whose link never left as "Email not delivered".
 """
 
 from __future__ import annotations
@@ -38,7 +41,14 @@ def _context(message: Message, grant: Grant) -> dict:
     }
 
 
-def _send(grant: Grant, template: str, context: dict, *, sensitive: bool) -> None:
+def grant_reference(grant: Grant) -> str:
+    """The outbox reference of the emails that bring a recipient their link."""
+    return f"grant:{grant.pk}"
+
+
+def _send(
+    grant: Grant, template: str, context: dict, *, sensitive: bool, reference: str = ""
+) -> None:
     notify.send_templated_email(
         grant.email,
         subject_template=f"exchange/email/{template}_subject.txt",
@@ -47,6 +57,9 @@ def _send(grant: Grant, template: str, context: dict, *, sensitive: bool) -> Non
         context=context,
         language=grant.message.language,
         sensitive=sensitive,
+        organisation=grant.message.organisation,
+        target=grant.message,
+        reference=reference or grant_reference(grant),
     )
 
 
@@ -71,8 +84,10 @@ def send_recipient_notification(
             _context(message, grant) | {"opening_code": opening_code},
             sensitive=True,
         )
+    # Queued, not sent: the outbox records email.sent (or email.failed) when the mail
+    # server answered.
     audit.record(
-        "notification.sent",
+        "notification.queued",
         organisation=message.organisation,
         actor=message.sender,
         target=message,
@@ -101,6 +116,9 @@ def send_sender_copy(message: Message, grant: Grant, link: str) -> None:
         },
         language=message.sender.language,
         sensitive=True,
+        organisation=message.organisation,
+        target=message,
+        reference=grant_reference(grant),
     )
 
 
@@ -120,11 +138,21 @@ def send_reply_link(message: Message, grant: Grant, link: str) -> None:
         },
         language=message.sender.language,
         sensitive=True,
+        organisation=message.organisation,
+        target=message,
+        reference=grant_reference(grant),
     )
 
 
-def send_recipient_code(grant: Grant, code: str) -> None:
-    _send(grant, "code", _context(grant.message, grant) | {"code": code}, sensitive=True)
+def send_recipient_code(grant: Grant, code: str, *, reference: str = "") -> None:
+    """A verification code by email; `reference` is the code's, for its delivery report."""
+    _send(
+        grant,
+        "code",
+        _context(grant.message, grant) | {"code": code},
+        sensitive=True,
+        reference=reference or f"code:{grant.pk}",
+    )
 
 
 def send_open_notification(grant: Grant, opened_at: datetime) -> None:
@@ -143,6 +171,8 @@ def send_open_notification(grant: Grant, opened_at: datetime) -> None:
             "max_opens": grant.max_opens,
         },
         language=sender.language,
+        organisation=message.organisation,
+        target=message,
     )
 
 

@@ -33,12 +33,16 @@ PAGE_SIZE = 50
 class Status:
     OPENED = "opened"
     NOT_OPENED = "not_opened"
+    # The email with the recipient's link (or its opening code) failed for good: the
+    # recipient cannot open it, and the sender should know.
+    NOT_DELIVERED = "not_delivered"
     EXPIRED = "expired"
     DELETED = "deleted"
 
     LABELS = {
         OPENED: _("Opened"),
         NOT_OPENED: _("Not opened"),
+        NOT_DELIVERED: _("Email not delivered"),
         EXPIRED: _("Expired"),
         DELETED: _("Deleted"),
     }
@@ -54,7 +58,16 @@ KIND_LABELS = {
 ACTIVITY_LABELS = {
     "message.created": _("Message prepared"),
     "message.sent": _("Message sent"),
+    "notification.queued": _("Notification email queued for sending"),
+    # Recorded at queue time by older releases.
     "notification.sent": _("Notification email sent"),
+    "email.sent": _("Email accepted by the mail server"),
+    "email.deferred": _("Email delayed: Sealbox will try again"),
+    "email.failed": _("Email not delivered"),
+    "sms.sent": _("SMS accepted by the SMS gateway"),
+    "sms.deferred": _("SMS delayed: Sealbox will try again"),
+    "sms.failed": _("SMS not delivered"),
+    "twofactor.code_queued": _("Verification code queued for sending"),
     "twofactor.code_sent": _("Verification code sent"),
     "grant.verification_failed": _("Verification failed"),
     "grant.locked": _("Link locked after too many wrong attempts"),
@@ -75,6 +88,19 @@ ACTIVITY_LABELS = {
 
 def activity_label(action: str) -> str:
     return str(ACTIVITY_LABELS.get(action, action))
+
+
+# Events whose "to" says who the email was for: shown beside the activity, so that a
+# failure names the address (a recipient's link, or the sender's own notice).
+ADDRESSED_ACTIONS = frozenset(
+    {"notification.queued", "notification.sent", "email.sent", "email.deferred", "email.failed"}
+)
+
+
+def event_label(event: Event) -> str:
+    label = activity_label(event.action)
+    to = (event.details or {}).get("to") if event.action in ADDRESSED_ACTIONS else ""
+    return f"{label} ({to})" if to else label
 
 
 COLUMNS = [
@@ -211,6 +237,32 @@ def activity_of(message_ids: list[int]) -> dict[int, tuple[datetime | None, int]
     return {int(row["target_id"]): (row["last"], row["n"]) for row in found}
 
 
+GRANT_REFERENCE = "grant:"
+
+
+def undelivered_grants(message_ids: list[int]) -> set[int]:
+    """The grants (of these messages) whose link or opening-code email failed for good.
+
+    Read from the audit log, like the activity: the outbox records `email.failed` on the
+    message with the reference `grant:<id>` of the recipient the email was for."""
+    references = (
+        Event.objects.filter(
+            target_type="message",
+            target_id__in=[str(i) for i in message_ids],
+            action="email.failed",
+        )
+        .values_list("details__reference", flat=True)
+        .order_by()
+    )
+    found = set()
+    for reference in references:
+        if isinstance(reference, str) and reference.startswith(GRANT_REFERENCE):
+            number = reference.removeprefix(GRANT_REFERENCE)
+            if number.isdigit():
+                found.add(int(number))
+    return found
+
+
 def batched(items: Iterator, size: int) -> Iterator[list]:
     batch: list = []
     for item in items:
@@ -222,12 +274,25 @@ def batched(items: Iterator, size: int) -> Iterator[list]:
         yield batch
 
 
-def status_of(grant: Grant, now: datetime) -> str:
-    if grant.message.state == MessageState.DELETED or grant.revoked_at:
+def status_of(grant: Grant, now: datetime, *, undelivered: bool = False) -> str:
+    return derived_status(
+        deleted=grant.message.state == MessageState.DELETED or bool(grant.revoked_at),
+        opens=grant.opens,
+        expired=grant.expires_at <= now,
+        undelivered=undelivered,
+    )
+
+
+def derived_status(*, deleted: bool, opens: int, expired: bool, undelivered: bool) -> str:
+    """One rule for the page and the exports: a recipient who opened it got it, whatever
+    an email said; one whose email failed is told apart from one who did not open yet."""
+    if deleted:
         return Status.DELETED
-    if grant.opens > 0:
+    if opens > 0:
         return Status.OPENED
-    if grant.expires_at <= now:
+    if undelivered:
+        return Status.NOT_DELIVERED
+    if expired:
         return Status.EXPIRED
     return Status.NOT_OPENED
 
@@ -270,10 +335,13 @@ def rows(
         query = query[:limit]
     now = clock.now()
     for batch in batched(query.iterator(chunk_size=BATCH), BATCH):
-        activity = activity_of([grant.message_id for grant in batch])
+        message_ids = [grant.message_id for grant in batch]
+        activity = activity_of(message_ids)
+        undelivered = undelivered_grants(message_ids)
         for grant in batch:
             latest, count = activity.get(grant.message_id, (None, 0))
-            yield Row(grant, grant.message, latest, count, status_of(grant, now))
+            status = status_of(grant, now, undelivered=grant.pk in undelivered)
+            yield Row(grant, grant.message, latest, count, status)
 
 
 @dataclass(frozen=True)
@@ -404,6 +472,7 @@ def export_rows(user: User, filters: Filters) -> Iterator[list]:
     code_labels = {key: str(label) for key, label in Verification.choices}
     kind_labels = {key: str(label) for key, label in KIND_LABELS.items()}
     query = ordered(visible_grants(user, filters)).values_list(
+        "id",
         "message_id",
         "message__public_id",
         "message__kind",
@@ -424,8 +493,11 @@ def export_rows(user: User, filters: Filters) -> Iterator[list]:
     )
     now = clock.now()
     for batch in batched(query.iterator(chunk_size=BATCH), BATCH):
-        activity = activity_of([row[0] for row in batch])
+        message_ids = [row[1] for row in batch]
+        activity = activity_of(message_ids)
+        undelivered = undelivered_grants(message_ids)
         for (
+            grant_id,
             message_id,
             public_id,
             kind,
@@ -446,14 +518,12 @@ def export_rows(user: User, filters: Filters) -> Iterator[list]:
         ) in batch:
             latest_at, activity_count = activity.get(message_id, (None, 0))
             member = f"{first_name} {last_name}".strip() or sender_email
-            if state == MessageState.DELETED or revoked_at:
-                status = Status.DELETED
-            elif opens > 0:
-                status = Status.OPENED
-            elif expires_at <= now:
-                status = Status.EXPIRED
-            else:
-                status = Status.NOT_OPENED
+            status = derived_status(
+                deleted=state == MessageState.DELETED or bool(revoked_at),
+                opens=opens,
+                expired=expires_at <= now,
+                undelivered=grant_id in undelivered,
+            )
             yield [
                 reference_for(public_id, kind),
                 local(sent_at),

@@ -178,7 +178,10 @@ def message_view(request, public_id):
         message = exchange.message_for_sender(request.user, public_id)
     except exchange.ExchangeError:
         raise Http404 from None
-    grants = [(g, exchange.grant_state(g)) for g in message.grants.order_by("id")]
+    undelivered = services.undelivered_grants([message.pk])
+    grants = [
+        (g, exchange.grant_state(g), g.pk in undelivered) for g in message.grants.order_by("id")
+    ]
     return render(
         request,
         "history/message.html",

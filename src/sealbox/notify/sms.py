@@ -5,7 +5,8 @@
   ``sent_at``); the tests read codes from it.
 - ``twilio://SID:TOKEN@?from=+15145550000`` sends through Twilio (optional extra).
 - ``https://user:secret@sms.example.com/send`` POSTs ``{"to": …, "body": …}`` as JSON
-  (basic authentication when the URL carries credentials).
+  (basic authentication when the URL carries credentials), with an ``Idempotency-Key``
+  header that is the same for every attempt at one SMS.
 
 The body of an SMS is the only place a code may appear: errors raised here never quote
 it, and nothing here logs it.
@@ -31,20 +32,34 @@ WEBHOOK_TIMEOUT_SECONDS = 10
 
 
 class SMSDeliveryError(Exception):
-    """The gateway did not accept the SMS. The message never contains the SMS body."""
+    """The gateway did not accept the SMS. The message never contains the SMS body.
+
+    `transient`: whether another attempt may succeed (the gateway could not be reached,
+    or answered that it is busy); False when it refused this SMS for good."""
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class SMSConfigurationError(ValueError):
     """SEALBOX_SMS_URL cannot be used."""
 
 
+# Twilio error codes that mean "not now" rather than "never" (rate limits, queue full,
+# service unavailable); any HTTP 429 or 5xx is retried too.
+TWILIO_RETRYABLE_CODES = frozenset({20429, 20500, 20503, 30001})
+
+
 class Gateway(Protocol):
-    def send(self, to: str, body: str) -> None: ...
+    def send(self, to: str, body: str, *, key: str = "") -> None:
+        """Send one SMS. `key` is the same for every attempt at the same SMS: a gateway
+        that can tell repeats apart gets it (webhook: Idempotency-Key)."""
 
 
 @dataclass(frozen=True)
 class ConsoleGateway:
-    def send(self, to: str, body: str) -> None:
+    def send(self, to: str, body: str, *, key: str = "") -> None:
         # Standard output, not logging: this *is* the SMS, as consolemail:// is the email.
         sys.stdout.write(f"SMS to {to}: {body}\n")
         sys.stdout.flush()
@@ -54,7 +69,7 @@ class ConsoleGateway:
 class FileGateway:
     path: str
 
-    def send(self, to: str, body: str) -> None:
+    def send(self, to: str, body: str, *, key: str = "") -> None:
         line = json.dumps(
             {"to": to, "body": body, "sent_at": clock.now().isoformat()}, ensure_ascii=False
         )
@@ -77,13 +92,16 @@ class TwilioGateway:
     from_number: str
     http_client: object | None = None  # tests inject a fake transport
 
-    def send(self, to: str, body: str) -> None:
+    def send(self, to: str, body: str, *, key: str = "") -> None:
+        # Twilio's API takes no idempotency key for a new message: a repeat after a lost
+        # answer is possible, and rare (see docs/operations.md, "Delivery guarantees").
         try:
             from twilio.base.exceptions import TwilioException
             from twilio.rest import Client
         except ImportError:  # pragma: no cover - depends on the install
             raise SMSDeliveryError(
-                "the twilio package is not installed (pip install 'sealbox[twilio]')"
+                "the twilio package is not installed (pip install 'sealbox[twilio]')",
+                transient=False,
             ) from None
         client = Client(self.account_sid, self.auth_token, http_client=self.http_client)
         try:
@@ -91,8 +109,13 @@ class TwilioGateway:
         except TwilioException as error:
             status = getattr(error, "status", "")
             code = getattr(error, "code", "")
+            retryable = (
+                status == 429
+                or (isinstance(status, int) and status >= 500)
+                or code in TWILIO_RETRYABLE_CODES
+            )
             raise SMSDeliveryError(
-                f"Twilio refused the SMS (status {status}, code {code})"
+                f"Twilio refused the SMS (status {status}, code {code})", transient=retryable
             ) from None
         except OSError as error:
             raise SMSDeliveryError(f"cannot reach Twilio: {error.__class__.__name__}") from None
@@ -104,10 +127,13 @@ class WebhookGateway:
     username: str = ""
     password: str = ""
 
-    def send(self, to: str, body: str) -> None:
+    def send(self, to: str, body: str, *, key: str = "") -> None:
         data = json.dumps({"to": to, "body": body}).encode()
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Idempotency-Key"] = key
         request = urllib.request.Request(  # noqa: S310 - scheme checked in gateway_from_url
-            self.url, data=data, method="POST", headers={"Content-Type": "application/json"}
+            self.url, data=data, method="POST", headers=headers
         )
         if self.username or self.password:
             token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
@@ -162,10 +188,10 @@ def configured_gateway() -> Gateway:
     return gateway_from_url(settings.SEALBOX_SMS_URL)
 
 
-def send_sms_now(to: str, body: str) -> None:
+def send_sms_now(to: str, body: str, *, key: str = "") -> None:
     """Send one SMS through the configured gateway; raises SMSDeliveryError."""
     try:
         gateway = configured_gateway()
     except SMSConfigurationError as error:
-        raise SMSDeliveryError(f"SEALBOX_SMS_URL: {error}") from None
-    gateway.send(to, body)
+        raise SMSDeliveryError(f"SEALBOX_SMS_URL: {error}", transient=False) from None
+    gateway.send(to, body, key=key)

@@ -147,6 +147,23 @@ def forget_worker(name: str) -> None:
     WorkerHeartbeat.objects.filter(name=name).delete()
 
 
+# How long the database task backend's result rows of finished tasks are kept. They hold
+# a task's path and arguments (ids only: no Sealbox task carries content) and, for a
+# failure, the traceback; a day is enough to look at a failure, and the table stays small.
+FINISHED_TASK_LIFETIME = timedelta(days=1)
+
+
+def purge_finished_tasks(older_than: timedelta = FINISHED_TASK_LIFETIME) -> int:
+    """Delete the result rows of tasks that ended (successfully or not) before `older_than`
+    ago; a waiting or running task is never touched."""
+    from django_tasks_db.models import DBTaskResult
+
+    deleted, _ = DBTaskResult.objects.filter(
+        status__in=["SUCCESSFUL", "FAILED"], finished_at__lt=clock.now() - older_than
+    ).delete()
+    return deleted
+
+
 def purge_stale_heartbeats(older_than: timedelta = timedelta(days=1)) -> int:
     deleted, _ = WorkerHeartbeat.objects.filter(beat_at__lt=clock.now() - older_than).delete()
     return deleted

@@ -16,6 +16,7 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import phonenumbers
 import segno
@@ -253,13 +254,17 @@ def send_code(
     organisation: Organisation | None = None,
     request: HttpRequest | None = None,
     channel: str = "sms",
-    deliver: Callable[[str], None] | None = None,
+    deliver: Callable[[str, str], None] | None = None,
     fresh_tries: bool = False,
+    target: Any = None,
 ) -> SMSCode:
-    """Send a new 6-digit code for `binding` to `phone`, within every sending limit.
+    """Queue a new 6-digit code for `binding` to `phone`, within every sending limit.
 
-    `deliver` sends the code another way (a recipient's email code) under the same
-    rules; it is called inside the transaction, so a failure records nothing.
+    `deliver(code, reference)` sends the code another way (a recipient's email code)
+    under the same rules; it is called inside the transaction, so a failure records
+    nothing, and it queues its message with `reference` so that the outbox's report
+    marks the code sent or failed, as for an SMS. `target` is what the code is for in the
+    audit log (a message, an envelope; the user by default).
 
     Earlier codes of the binding die; the failure count carries over, unless
     `fresh_tries`: then each code has its own tries, for a binding that lives longer than
@@ -315,11 +320,13 @@ def send_code(
                 expires_at=now + CODE_LIFETIME,
                 failures=previous.failures if previous and not fresh_tries else 0,
             )
+            # Queued, not sent: the outbox records sms.sent / email.sent (or failed) when
+            # the gateway answered, and marks the code's delivery.
             audit.record(
-                "twofactor.code_sent",
+                "twofactor.code_queued",
                 organisation=organisation,
                 actor=user,
-                target=user,
+                target=target if target is not None else user,
                 request=request,
                 details={
                     "purpose": purpose,
@@ -327,12 +334,17 @@ def send_code(
                     "channel": channel,
                 },
             )
+            reference = f"smscode:{row.pk}"
             if deliver is not None:
-                deliver(code)
-                row.delivery = CodeDelivery.SENT
-                row.save(update_fields=["delivery"])
+                deliver(code, reference)
             else:
-                sms_tasks.queue_sms(phone, sms_text(code, language), reference=f"smscode:{row.pk}")
+                sms_tasks.queue_sms(
+                    phone,
+                    sms_text(code, language),
+                    reference=reference,
+                    organisation=organisation or getattr(user, "organisation", None),
+                    target=target if target is not None else user,
+                )
     except BaseException:
         reservation.release()  # nothing was sent: nothing counts
         raise
@@ -391,8 +403,8 @@ def code_result_message(result: CodeResult, purpose: str) -> str:
     }[result]
 
 
-def mark_delivery(reference: str, delivery: str, reason: str = "") -> None:
-    """Record the outcome reported by the SMS task (reference "smscode:<id>")."""
+def mark_delivery(reference: str, delivery: str, reason: str = "", *, channel: str = "sms") -> None:
+    """Record the outcome reported by the outbox (reference "smscode:<id>")."""
     kind, _sep, pk = reference.partition(":")
     if kind != "smscode" or not pk.isdigit():
         return
@@ -405,7 +417,7 @@ def mark_delivery(reference: str, delivery: str, reason: str = "") -> None:
         if delivery == CodeDelivery.FAILED and latest_code(row.binding) == row:
             # A code that never arrived does not hold the person back from another.
             ratelimit.clear(SMS_PER_BINDING, row.binding)
-        if delivery == CodeDelivery.FAILED:
+        if delivery == CodeDelivery.FAILED and channel == "sms":
             audit.record(
                 "twofactor.sms_failed",
                 actor=row.user,
@@ -626,6 +638,8 @@ def _email(user: User, template: str, context: dict | None = None) -> None:
             **(context or {}),
         },
         language=user.language,
+        organisation=user.organisation,
+        target=user,
     )
 
 

@@ -215,6 +215,11 @@ def _send_invitation(user: User, actor: User, secret: str) -> None:
         },
         language=user.language,
         sensitive=True,
+        # The invitation's fate (email.sent / email.failed) goes to the organisation's
+        # log, on the invited user, beside user.invited.
+        organisation=user.organisation,
+        target=user,
+        reference=f"invitation:{user.pk}",
     )
 
 
