@@ -425,6 +425,7 @@ class SlowInbox:
         self.interrupted: list[Received] = []
         self.holding = threading.Event()
         self.held_once = False
+        self.held_peer: tuple[str, int] | None = None  # the client held in DATA
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
@@ -432,6 +433,7 @@ class SlowInbox:
         received = Received(list(envelope.rcpt_tos), message, time.monotonic())
         if self.slow in envelope.rcpt_tos and not self.held_once:
             self.held_once = True
+            self.held_peer = tuple(session.peer[:2])
             self.holding.set()
             try:
                 await asyncio.sleep(self.hold)
@@ -551,6 +553,24 @@ def established_server_ports(ports: set[int]) -> set[int]:
             if fields[3] == "01" and local_port in ports:
                 found.add(local_port)
     return found
+
+
+def connection_owner(client_port: int, pids: list[int]) -> int | None:
+    """Which of `pids` holds the loopback connection whose own end is `client_port`."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == client_port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return pid
+    return None
 
 
 @dataclass
