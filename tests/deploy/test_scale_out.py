@@ -440,6 +440,13 @@ def test_an_app_server_killed_mid_upload_is_survived(topology, tmp_path):
         if send.poll() is None:
             send.kill()
     assert send.returncode == 0, err
+    # nginx saw the chunk cut at the killed app server, and answered 502 for it.
+    cut = [
+        line
+        for line in topology.nginx.error_log().splitlines()
+        if "PUT /api/v1/messages/" in line and f"127.0.0.1:{victim.port}/" in line
+    ]
+    assert cut, topology.nginx.error_log()[-2000:]
     line = next(line for line in out.splitlines() if line.startswith("ledger@example.org: "))
     link, code = line.split(": ", 1)[1].split("  (opening code ")
     target = tmp_path / "opened"
