@@ -251,6 +251,7 @@ class Process:
         self.log = logs / f"{name}.log"
         self.popen: subprocess.Popen | None = None
         self.generation = 0
+        self.port: int | None = None  # an app server's
 
     def start(self) -> Process:
         self.generation += 1
