@@ -189,9 +189,11 @@ def run_gunicorn(host: str, port: int, workers: int) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     setup_django()
-    from sealbox.ops.worker import run_worker
+    from sealbox.ops.worker import run_worker, wait_for_migrations
 
-    if not args.no_migrate:
+    if args.no_migrate:
+        wait_for_migrations()
+    else:
         migrate()
     start_purge_thread(args.purge_interval)
     run_worker()

@@ -137,6 +137,55 @@ def test_readyz_answers_within_3_seconds_when_storage_hangs(client, live_worker,
     assert "no answer within" in body["details"]["storage"]
 
 
+def s3_storage_of(settings, tmp_path, endpoint: str, bucket: str) -> None:
+    """The storage an operator's SEALBOX_STORAGE_URL gives, for `bucket` on `endpoint`."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": config.load(
+            {
+                "SEALBOX_DATA_DIR": str(tmp_path),
+                "SEALBOX_STORAGE_URL": f"s3://k:s@{bucket}?endpoint_url={endpoint}"
+                "&region=us-east-1",
+            }
+        ).storage,
+    }
+
+
+def test_readyz_names_a_bucket_that_does_not_exist(client, live_worker, settings, tmp_path):
+    from moto.server import ThreadedMotoServer
+
+    from tests.exchange.test_storage_s3 import free_port
+
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    moto.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        s3_storage_of(settings, tmp_path, endpoint, "sealbox-blobs-mistyped")
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["storage"] == "failed"
+        assert body["details"]["storage"] == "the bucket sealbox-blobs-mistyped does not exist"
+
+        import boto3
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="k",
+            aws_secret_access_key="s",  # noqa: S106
+            region_name="us-east-1",
+        )
+        s3.create_bucket(Bucket="sealbox-blobs")
+        s3_storage_of(settings, tmp_path, endpoint, "sealbox-blobs")
+        response = client.get("/readyz")
+        assert response.status_code == 200, response.json()
+        assert s3.list_objects_v2(Bucket="sealbox-blobs").get("KeyCount") == 0  # a read only
+    finally:
+        moto.stop()
+
+
 def test_heartbeat_rows_are_purged_after_a_day(clock):
     services.beat("old:1", clock())
     clock.advance(days=2)

@@ -165,3 +165,43 @@ def _answers(get, url: str) -> bool:
         return get(url)[0] == 200
     except OSError:
         return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_env(request, tmp_path):
+    """The environment of a node whose database has no tables yet."""
+    extra = {"SEALBOX_EMAIL_URL": f"filemail:///{tmp_path / 'mail'}"}
+    if request.param == "sqlite":
+        yield clean_env(tmp_path, **extra)
+        return
+    with empty_postgres_database() as url:
+        yield clean_env(
+            tmp_path, SEALBOX_DATABASE_URL=url, SEALBOX_SECRET_KEY=SHARED_SECRET_KEY, **extra
+        )
+
+
+def test_worker_started_before_the_migrations_waits_for_them(tmp_path, empty_database_env):
+    env = empty_database_env
+    log = tmp_path / "worker.log"
+    with open(log, "w") as out:
+        worker = subprocess.Popen(  # noqa: S603
+            [SEALBOX, "worker", "--no-migrate", "--purge-interval", "1"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(
+            lambda: worker.poll() is not None or "worker waiting" in log.read_text(),
+            60,
+            "the worker to wait",
+        )
+        assert worker.poll() is None, log.read_text()
+        subprocess.run([SEALBOX, "migrate"], env=env, check=True, timeout=120)  # noqa: S603
+        queue_email(env, "after the migrations")
+        wait_for(lambda: len(delivered(tmp_path / "mail")) == 1, 60, "the email")
+        assert worker.poll() is None, log.read_text()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert "migration(s) not applied yet: run `sealbox migrate`" in log.read_text()

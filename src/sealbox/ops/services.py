@@ -70,7 +70,27 @@ def check_storage() -> CheckResult:
         if not location.is_dir() or not os.access(location, os.R_OK | os.W_OK | os.X_OK):
             return CheckResult(False, "the blob folder is missing or not writable")
         return CheckResult(True)
-    storage.exists(READINESS_PROBE_NAME)  # S3: one HEAD request
+    if hasattr(storage, "bucket_name") and hasattr(storage, "connection"):
+        return _check_bucket(storage)
+    storage.exists(READINESS_PROBE_NAME)
+    return CheckResult(True)
+
+
+def _check_bucket(storage) -> CheckResult:
+    """One HEAD request on the bucket itself: a HEAD on an object answers 404 alike for a
+    missing object and a missing bucket, so a mistyped or deleted bucket passed for ready
+    while every upload failed."""
+    from botocore.exceptions import ClientError
+
+    try:
+        storage.connection.meta.client.head_bucket(Bucket=storage.bucket_name)
+    except ClientError as error:
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 404:
+            return CheckResult(False, f"the bucket {storage.bucket_name} does not exist")
+        if status == 403:
+            return CheckResult(False, f"access to the bucket {storage.bucket_name} is denied")
+        raise
     return CheckResult(True)
 
 

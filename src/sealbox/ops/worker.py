@@ -27,6 +27,8 @@ TASK_LEASE = timedelta(minutes=10)
 # A worker that missed this many seconds of beats is dead: its tasks go back at once.
 DEAD_WORKER_AFTER = services.HEARTBEAT_STALE_AFTER
 RECONNECT_DELAYS_SECONDS = (1, 2, 5, 10, 30)
+# A worker started beside `sealbox migrate` checks this often whether it has finished.
+MIGRATION_WAIT_DELAYS_SECONDS = (1, 2, 3, 5)
 
 
 def requeue_abandoned_tasks() -> int:
@@ -53,6 +55,40 @@ def requeue_abandoned_tasks() -> int:
     if requeued:
         logger.warning("requeued %d task(s) whose worker stopped", requeued)
     return requeued
+
+
+def pending_migrations() -> int:
+    """How many migrations this code has that the database has not applied."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    return len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+
+
+def wait_for_migrations(*, sleep=time.sleep) -> None:
+    """Return once the database has every migration of this code; wait until then.
+
+    A worker started with --no-migrate may come up before `sealbox migrate` has finished
+    (a first start, an upgrade, a machine booting): its queries would meet tables that do
+    not exist yet, or lack a column, and end it. It waits instead, as it waits out a
+    database that is down.
+    """
+    checks = 0
+    while True:
+        try:
+            pending = pending_migrations()
+        except (OperationalError, InterfaceError) as error:
+            reason = f"the database is unreachable ({type(error).__name__})"
+        else:
+            if not pending:
+                return
+            reason = f"{pending} migration(s) not applied yet: run `sealbox migrate`"
+        delay = MIGRATION_WAIT_DELAYS_SECONDS[min(checks, len(MIGRATION_WAIT_DELAYS_SECONDS) - 1)]
+        checks += 1
+        logger.warning("worker waiting: %s; checking again in %d s", reason, delay)
+        connections.close_all()
+        sleep(delay)
 
 
 def run_worker(*, interval: float = 1.0) -> None:
