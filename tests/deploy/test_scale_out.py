@@ -475,12 +475,6 @@ print(json.dumps(vars(run_purge())))
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the purge wipes grants with an unconditional UPDATE and records grant.expired "
-    "and message.expired whatever another purge did: each wipe must be claimed (i13-purgekeys)",
-)
 def test_two_purges_at_once_record_one_event_per_object(topology, tmp_path):
     sent = [
         topology.send(
@@ -552,13 +546,6 @@ def test_two_purges_at_once_record_one_event_per_object(topology, tmp_path):
 # --- (c) a worker killed while it sends an email -------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="delivery is not idempotent yet: the retry of an email whose worker died after "
-    "sending it is a new email (a new Message-ID), so the recipient gets two; the stable "
-    "Message-ID per outbox message and the claimed delivery come with i13-delivery",
-)
 def test_a_worker_killed_while_sending_an_email_delivers_it_once_later(topology):
     topology.send(
         to=[SLOW_RECIPIENT],
@@ -806,12 +793,6 @@ def test_readiness_names_the_stopped_store_within_three_seconds(storage_stopped)
     assert answer.seconds < 3.0, f"/readyz took {answer.seconds:.1f} s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="an unreachable object store is a 500 today; a 503 with a message saying file "
-    "storage is unavailable comes with i13-purgekeys",
-)
 def test_an_upload_while_the_store_is_stopped_is_a_503_that_says_so(storage_stopped, monkeypatch):
     topology = storage_stopped
     monkeypatch.setattr(client, "UPLOAD_RETRY_DELAYS_SECONDS", ())  # the first answer
