@@ -118,6 +118,7 @@ EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
 EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
 EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
 EMAIL_FILE_PATH = _email.get("EMAIL_FILE_PATH")
+EMAIL_TIMEOUT = _email.get("EMAIL_TIMEOUT")
 DEFAULT_FROM_EMAIL = CONFIG.default_from_email
 SERVER_EMAIL = CONFIG.default_from_email
 

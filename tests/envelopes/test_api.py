@@ -84,7 +84,7 @@ def test_create_emails_each_recipient_and_lists_the_links(owner, sender):
         assert entry["url"] in email.body
     assert created["links"] == [r["url"] for r in created["recipients"]]
     assert Event.objects.filter(action="envelope.created", actor_id=str(sender.pk)).count() == 1
-    assert Event.objects.filter(action="envelope.delivered").count() == 2
+    assert Event.objects.filter(action="envelope.link_queued").count() == 2
 
     status, listing = owner.call("GET", "/api/v1/envelopes")
     assert status == 200 and [e["id"] for e in listing] == [created["id"]]
