@@ -17,6 +17,12 @@ pytestmark = pytest.mark.django_db
 GOOD = "a long enough passphrase 42"
 
 
+@pytest.fixture(autouse=True)
+def _plans(plans):
+    """The plans come from a data migration, which a transactional test run before these
+    in the same worker may have flushed."""
+
+
 def run(capsys, monkeypatch, *argv, stdin=None):
     if stdin is not None:
         monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
