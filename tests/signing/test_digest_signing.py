@@ -500,3 +500,14 @@ def test_with_a_timestamp_authority_every_signature_is_timestamped(
     assert tsa["requests"] and set(tsa["requests"]) == {"application/timestamp-query"}
     # Without the TSA's root the timestamps, and so the signatures, are not trusted.
     assert not verify_pdf(second.read_bytes(), [org_root]).holds
+
+
+def test_an_unreadable_cms_is_reported_as_a_failed_signature(signed, org_root):
+    (_prepared, _certified, first, second), _pipeline = signed
+    final = bytearray(second.read_bytes())
+    contents = final.index(b"/Contents <", len(first.read_bytes())) + len(b"/Contents <")
+    final[contents : contents + 8] = b"30ffffff"  # a DER sequence that cannot be
+    checks = checks_by_field(verify_pdf(bytes(final), [org_root]))
+    assert checks["s2_signature"].error
+    assert not checks["s2_signature"].holds
+    assert checks["s1_signature"].holds

@@ -83,12 +83,23 @@ def _failed(field: str, error: Exception) -> SignatureCheck:
 
 def _verify(stream: BinaryIO, roots: list[asn1_x509.Certificate]) -> Verification:
     from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.fields import enumerate_sig_fields
     from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
     from pyhanko_certvalidator import ValidationContext
 
     reader = PdfFileReader(stream, strict=False)
-    checks = []
-    for embedded in reader.embedded_signatures:
+    checks = []  # unreadable ones first (no revision to sort by), then in signing order
+    embedded_signatures = []
+    # pyHanko's reader.embedded_signatures gives up on the whole file when one CMS does
+    # not parse: read each field on its own, so that one is reported as failed.
+    for name, _value, field_ref in enumerate_sig_fields(reader, filled_status=True):
+        try:
+            embedded_signatures.append(EmbeddedPdfSignature(reader, field_ref, name))
+        except Exception as error:
+            checks.append(_failed(name, error))
+    embedded_signatures.sort(key=lambda embedded: embedded.signed_revision)
+    for embedded in embedded_signatures:
         field = embedded.field_name
         # A fresh context per signature: certvalidator caches paths it has built.
         context = ValidationContext(trust_roots=roots, allow_fetching=False)
