@@ -200,3 +200,12 @@ class PreferencesForm(forms.ModelForm):
             "keep_copy",
             "recipient_language",
         ]
+
+
+class ReauthForm(forms.Form):
+    password = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        max_length=1024,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    )

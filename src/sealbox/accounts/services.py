@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from sealbox import clock
+from sealbox.accounts import registry
 from sealbox.accounts.models import Organisation, Plan, Role, User, normalize_email
 from sealbox.audit import services as audit
 from sealbox.http import client_ip
@@ -186,14 +187,8 @@ def seats_used(organisation: Organisation) -> int:
 
 
 def messages_sent_this_month(organisation: Organisation) -> int:
-    # Secure messages arrive with the exchange app; until then nothing can be sent.
-    from django.apps import apps
-
-    if not apps.is_installed("sealbox.exchange"):
-        return 0
-    from sealbox.exchange.services import count_sent_since  # pragma: no cover
-
-    return count_sent_since(
+    # The apps that send messages count them (accounts.registry, filled at their ready()).
+    return registry.messages_sent_since(
         organisation, clock.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     )
 
@@ -308,27 +303,30 @@ def change_password(request: HttpRequest, user: User, new_password: str) -> None
     update_session_auth_hash(request, user)
 
 
-def reserve_password_reset(email: str, ip: str) -> bool:
-    """Count one reset request by address and by IP, or refuse it (False) at the limit.
+def request_password_reset(request: HttpRequest, email: str) -> bool:
+    """A reset link was asked for: count it by address and by IP, and record it; False
+    at the limit (no email may be sent, and nothing is recorded).
 
     Reserved before the email is sent, so parallel requests cannot send more.
     """
-    return ratelimit.reserve(
-        [(RESET_REQUESTS_PER_EMAIL, normalize_email(email)), (RESET_REQUESTS_PER_IP, ip)]
+    email = normalize_email(email)
+    ip = client_ip(request) or "unknown"
+    allowed = ratelimit.reserve(
+        [(RESET_REQUESTS_PER_EMAIL, email), (RESET_REQUESTS_PER_IP, ip)]
     ).allowed
-
-
-def record_password_reset_requested(request: HttpRequest, email: str) -> None:
-    user = User.objects.filter(email=normalize_email(email), is_active=True).first()
+    if not allowed:
+        return False
+    user = User.objects.filter(email=email, is_active=True).first()
     if user is None:
         audit.record(
             "password.reset_requested",
             request=request,
             actor_type="anonymous",
-            details={"email": normalize_email(email), "known": False},
+            details={"email": email, "known": False},
         )
     else:
         audit.record("password.reset_requested", actor=user, target=user, request=request)
+    return True
 
 
 class PasswordResetTokens:

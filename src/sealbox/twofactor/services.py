@@ -34,6 +34,7 @@ from django_otp.util import random_hex
 from django_otp_webauthn.models import WebAuthnCredential
 
 from sealbox import clock, keys
+from sealbox.accounts import reauth
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import Organisation, User
 from sealbox.audit import services as audit
@@ -67,8 +68,6 @@ SMS_PER_ACCOUNT = Rule("sms-account", 5, timedelta(hours=1))
 SMS_PER_IP = Rule("sms-ip", 20, timedelta(hours=1))
 LOCK_AFTER_FAILURES = 100  # consecutive failures of one factor
 PENDING_LOGIN_LIFETIME = timedelta(minutes=10)
-REAUTH_WINDOW = timedelta(minutes=30)
-REAUTH_FAILURES = Rule("reauth-account", 10, timedelta(minutes=5))
 TOTP_KEY_BYTES = 20  # 160 bits
 TOTP_STEP = 30
 TOTP_DIGITS = 6
@@ -80,7 +79,6 @@ RECOVERY_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 RECOVERY_CODE_LENGTH = 16
 
 SESSION_PENDING = "sealbox_2fa_pending"
-SESSION_REAUTH_AT = accounts.SESSION_AUTHENTICATED_AT
 SESSION_PASSKEY_STATE = "sealbox_passkey_state"
 SESSION_PASSKEY_REGISTER_STATE = "sealbox_passkey_register_state"
 
@@ -669,7 +667,11 @@ def _send_phone_code(request: HttpRequest, user: User, device: SMSDevice) -> SMS
 
 def start_phone_confirmation(request: HttpRequest, user: User, number: str) -> SMSDevice:
     """Send a confirmation code to a new number. Nothing about the account changes until
-    the code comes back, so a mistyped number can never lock anyone out."""
+    the code comes back, so a mistyped number can never lock anyone out.
+
+    Needs a recent password: a stolen session must not move the codes to its own phone.
+    """
+    reauth.require_recent_authentication(request)
     pending = pending_phone_device(user)
     if pending is not None and str(pending.number) == number:
         device = pending
@@ -770,6 +772,7 @@ def change_mobile_phone(request: HttpRequest, user: User, number: str) -> bool:
         )
     if str(user.mobile_phone or "") == number:
         return False
+    reauth.require_recent_authentication(request)
     with transaction.atomic():
         old = user.mobile_phone
         user.mobile_phone = number
@@ -782,6 +785,7 @@ def disable_sms(request: HttpRequest, user: User) -> None:
     device = sms_device(user)
     if device is None:
         return
+    reauth.require_recent_authentication(request)
     ensure_can_remove(user, Factor.SMS)
     with transaction.atomic():
         SMSDevice.objects.filter(user=user).delete()
@@ -1251,7 +1255,7 @@ def finish_login(request: HttpRequest, pending: PendingLogin, method: str, devic
     if device is not None:
         otp_login(request, device)
     forget_pending_login(request)
-    request.session[SESSION_REAUTH_AT] = now.timestamp()
+    reauth.mark_authenticated(request, now.timestamp())
 
 
 def passkey_login_begin(request: HttpRequest, pending: PendingLogin) -> dict:
@@ -1290,52 +1294,6 @@ def passkey_login_complete(request: HttpRequest, pending: PendingLogin, data: di
     if not device.confirmed or device.user_id != pending.user_id:
         raise TwoFactorError(_("This passkey cannot be used."), code="webauthn")
     finish_login(request, pending, Factor.PASSKEY, device)
-
-
-# --- Re-authentication --------------------------------------------------------------
-
-
-def last_authenticated_at(request: HttpRequest) -> float | None:
-    """When this session last proved the password or a second factor (Unix time).
-
-    Only the proof's own key counts (set by the login, the second step and the
-    re-authentication page): not the session's age, not its login time, which a
-    session opened some other way would not have earned.
-    """
-    when = request.session.get(SESSION_REAUTH_AT)
-    return when if isinstance(when, int | float) else None
-
-
-def reauthenticated_recently(request: HttpRequest) -> bool:
-    when = last_authenticated_at(request)
-    if when is None:
-        return False
-    return clock.now().timestamp() - when <= REAUTH_WINDOW.total_seconds()
-
-
-def reauthenticate(request: HttpRequest, password: str) -> None:
-    user = request.user
-    key = f"user:{user.pk}"
-    # Reserved before the password is checked: parallel guesses cannot exceed the limit.
-    decision = ratelimit.reserve([(REAUTH_FAILURES, key)])
-    if not decision.allowed:
-        raise TwoFactorError(
-            ngettext(
-                "Too many attempts. Try again in %(n)d minute.",
-                "Too many attempts. Try again in %(n)d minutes.",
-                decision.retry_after_minutes,
-            )
-            % {"n": decision.retry_after_minutes},
-            code="throttled",
-            retry_after=decision.retry_after,
-        )
-    if not user.check_password(password):
-        audit.record("twofactor.reauth_failed", actor=user, target=user, request=request)
-        raise TwoFactorError(_("Your password is not correct."), code="wrong")
-    with transaction.atomic():
-        ratelimit.clear(REAUTH_FAILURES, key)
-        audit.record("twofactor.reauthenticated", actor=user, target=user, request=request)
-    request.session[SESSION_REAUTH_AT] = clock.now().timestamp()
 
 
 # --- Organisation policy and administrator reset -----------------------------------
