@@ -1324,6 +1324,63 @@ def set_require_2fa(
     return True
 
 
+def remove_all_factors(user: User) -> None:
+    """Every second factor of the user and its failure counts go (the caller records
+    why, in its transaction: a reset, a deleted account)."""
+    SMSDevice.objects.filter(user=user).delete()
+    TOTPDevice.objects.filter(user=user).delete()
+    WebAuthnCredential.objects.filter(user=user).delete()
+    RecoveryCodeDevice.objects.filter(user=user).delete()
+    FactorLock.objects.filter(user=user).delete()
+
+
+def phone_changed_by_admin(
+    request: HttpRequest | None, actor: User, target: User, old: object, new: str
+) -> None:
+    """An administrator changed the number on file (users' edit page, in its
+    transaction): the SMS factor, if any, follows the number."""
+    audit.record(
+        "twofactor.phone_changed",
+        organisation=actor.organisation,
+        actor=actor,
+        target=target,
+        request=request,
+        details={"from": mask_phone(old), "to": mask_phone(new)},
+    )
+    SMSDevice.objects.filter(user=target, confirmed=True).update(number=new)
+
+
+def set_sms_by_admin(request: HttpRequest | None, actor: User, target: User, number: str) -> None:
+    """An administrator vouches for `number`: it becomes the user's confirmed SMS factor
+    at once (no code is sent), and the next login asks for the code sent to it; an
+    empty number turns SMS off. In the caller's transaction; the caller tells the user."""
+    _require_admin_of(actor, target.organisation)
+    SMSDevice.objects.filter(user=target).delete()
+    if not number:
+        drop_orphan_recovery_codes(target)
+        audit.record(
+            "twofactor.disabled",
+            organisation=actor.organisation,
+            actor=actor,
+            target=target,
+            request=request,
+            details={"method": Factor.SMS, "by": "admin"},
+        )
+        return
+    SMSDevice.objects.create(
+        user=target, name=str(_("Mobile phone")), number=number, confirmed=True
+    )
+    FactorLock.objects.filter(user=target, factor=Factor.SMS).delete()
+    audit.record(
+        "twofactor.enabled",
+        organisation=actor.organisation,
+        actor=actor,
+        target=target,
+        request=request,
+        details={"method": Factor.SMS, "phone": mask_phone(number), "by": "admin"},
+    )
+
+
 def reset_factors(request: HttpRequest, actor: User, target: User) -> None:
     """An administrator removes every second factor of a user of their organisation
     (lost phone, locked factor). The user sets up a new one at their next login."""
@@ -1334,11 +1391,7 @@ def reset_factors(request: HttpRequest, actor: User, target: User) -> None:
         )
     with transaction.atomic():
         methods = login_methods(target)
-        SMSDevice.objects.filter(user=target).delete()
-        TOTPDevice.objects.filter(user=target).delete()
-        WebAuthnCredential.objects.filter(user=target).delete()
-        RecoveryCodeDevice.objects.filter(user=target).delete()
-        FactorLock.objects.filter(user=target).delete()
+        remove_all_factors(target)
         PendingLogin.objects.filter(user=target, completed_at__isnull=True).update(
             expires_at=clock.now()
         )
