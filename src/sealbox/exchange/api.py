@@ -10,7 +10,7 @@ from datetime import datetime
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Field, Router, Schema, Status
 
-from sealbox.api.auth import public_csrf
+from sealbox.csrf import public_csrf
 from sealbox.exchange import codes, services
 from sealbox.exchange.models import Blob, BlobKind, Delivery, Grant, ReplyMode, Verification
 from sealbox.exchange.services import ExchangeError

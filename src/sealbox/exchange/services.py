@@ -30,7 +30,6 @@ from sealbox.crypto import CryptoError, links
 from sealbox.crypto.grants import SERVER_SECRET_LENGTH, WRAPPED_KEY_LENGTH
 from sealbox.errors import ExchangeError
 from sealbox.exchange import storage
-from sealbox.exchange.limits import MAX_MANIFEST_BYTES
 from sealbox.exchange.models import (
     Blob,
     BlobChunk,
@@ -45,6 +44,7 @@ from sealbox.exchange.models import (
 )
 from sealbox.formats import human_size
 from sealbox.http import client_ip
+from sealbox.lib.limits import MAX_MANIFEST_BYTES
 from sealbox.ops import metrics
 from sealbox.ratelimit import services as ratelimit
 from sealbox.ratelimit.services import Rule
