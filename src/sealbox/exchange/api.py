@@ -330,8 +330,6 @@ def upload_chunk(request: HttpRequest, message_id: uuid.UUID, blob_id: uuid.UUID
 def finalise_message(request: HttpRequest, message_id: uuid.UUID, payload: FinaliseIn):
     """Make the message visible to its recipients (and email them their links)."""
     message = services.message_for_sender(request.auth, message_id)
-    if message.sender_id != request.auth.pk:
-        raise ExchangeError("No such message.", status=404, code="not_found")
     notifications = None
     if payload.links is not None:
         notifications = [services.Notification(i.grant_token, i.link) for i in payload.links]
