@@ -21,6 +21,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_otp.admin import OTPAdminSite
 
+from sealbox.accounts import views as accounts_views
+
 
 class OperatorAdminSite(OTPAdminSite):
     """has_permission (OTPAdminSite's): active, staff, and a session verified by a
@@ -36,8 +38,6 @@ class OperatorAdminSite(OTPAdminSite):
 
     def login(self, request: HttpRequest, extra_context=None) -> HttpResponse:
         """The portal's login (password step, limits, audit, then the second factor)."""
-        from sealbox.accounts import views as accounts_views
-
         user = request.user
         if not user.is_authenticated:
             if request.method == "POST":
@@ -70,8 +70,6 @@ class OperatorAdminSite(OTPAdminSite):
         return reverse("admin:index")
 
     def logout(self, request: HttpRequest, extra_context=None) -> HttpResponse:
-        from sealbox.accounts import views as accounts_views
-
         return accounts_views.logout_view(request)
 
     def password_change(self, request: HttpRequest, extra_context=None) -> HttpResponse:

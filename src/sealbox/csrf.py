@@ -7,6 +7,9 @@ null Origin is read as our own origin. The CSRF token is still required as alway
 """
 
 from django.middleware.csrf import CsrfViewMiddleware
+from ninja.errors import HttpError
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 class SealboxCsrfViewMiddleware(CsrfViewMiddleware):
@@ -22,3 +25,14 @@ def rejected(request) -> bool:
     request.csrf_processing_done = False
     middleware = SealboxCsrfViewMiddleware(lambda r: None)
     return middleware.process_view(request, None, (), {}) is not None
+
+
+def public_csrf(request) -> bool:
+    """The `auth` of public (recipient) API calls: no account, but the page's CSRF token.
+
+    Here rather than in `sealbox.api`: the apps' routers use it, and api (which collects
+    the routers) sits above them.
+    """
+    if request.method not in SAFE_METHODS and rejected(request):
+        raise HttpError(403, "CSRF check failed: reload the page and try again.")
+    return True

@@ -193,6 +193,12 @@ def test_an_administrator_cannot_finalise_or_upload_to_a_colleagues_draft(
     ):
         response = admin.generic(method, url, data=b"{}", content_type="application/json")
         assert response.status_code == 404, (method, url, response.content)
+    # The rule is the service's, whoever calls it (the API, the CLI, a later page).
+    from sealbox.exchange import services
+
+    with pytest.raises(services.ExchangeError) as refused:
+        services.finalise(admin_of_org, Message.objects.get(), None)
+    assert refused.value.status == 404
     assert Message.objects.get().state == MessageState.DRAFT
     # The draft was ready: its sender sends it.
     status, sent = sender_transport.request(

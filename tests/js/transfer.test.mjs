@@ -75,7 +75,7 @@ test("an empty stream sends nothing", async () => {
   assert.equal(server.puts, 0);
 });
 
-// --- The manifest's cap (exchange.limits.MAX_MANIFEST_BYTES, given to the pages) ----------
+// --- The manifest's cap (lib.limits.MAX_MANIFEST_BYTES, given to the pages) ----------
 
 const LIMIT = 256000;
 

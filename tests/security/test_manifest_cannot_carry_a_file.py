@@ -1,7 +1,7 @@
 """Issue 11, finding 12: the "no attachments" plan rule cannot be bypassed by putting a file
 inside the manifest (the encrypted body and file list).
 
-The manifest has one cap on every plan (exchange.limits.MAX_MANIFEST_BYTES of ciphertext),
+The manifest has one cap on every plan (lib.limits.MAX_MANIFEST_BYTES of ciphertext),
 checked in one place (exchange.services.validate_blobs) for messages, envelope submissions
 and replies: the API answers 413 JSON naming the limit, and nothing is stored. The Python
 client refuses before it uploads anything (the pages: tests/js/transfer.test.mjs and the
@@ -21,8 +21,8 @@ from sealbox import clock
 from sealbox.accounts.models import Plan
 from sealbox.client import messages as client
 from sealbox.envelopes.models import Submission
-from sealbox.exchange.limits import MAX_MANIFEST_BYTES
 from sealbox.exchange.models import Message, MessageKind
+from sealbox.lib.limits import MAX_MANIFEST_BYTES
 from tests.envelopes.conftest import api, seal_for_owner, submit
 from tests.exchange.test_send import create_draft
 

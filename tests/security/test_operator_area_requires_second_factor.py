@@ -23,6 +23,7 @@ from django.urls import URLPattern, URLResolver
 from django_otp import DEVICE_ID_SESSION_KEY
 
 from sealbox import cli
+from sealbox.accounts import reauth
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import ApiToken, Organisation, Plan, User
 from sealbox.audit.models import Event
@@ -453,9 +454,9 @@ def test_a_login_that_entered_no_password_grants_no_freshness(user, clock):
 def test_freshness_is_the_proofs_own_clock_not_the_sessions(rf, user, clock):
     request = rf.get("/")
     request.session = {accounts.SESSION_LOGIN_AT: clock.current.timestamp()}
-    assert not twofactor.reauthenticated_recently(request)
+    assert not reauth.reauthenticated_recently(request)
     request.session[accounts.SESSION_AUTHENTICATED_AT] = clock.current.timestamp()
-    assert twofactor.reauthenticated_recently(request)
+    assert reauth.reauthenticated_recently(request)
 
 
 def test_the_password_login_starts_the_freshness_window(clock, logged_in_client):

@@ -7,7 +7,13 @@ from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from sealbox.accounts.models import Language, User, sms_countries, validate_sms_country
+from sealbox.accounts.models import (
+    Language,
+    MessagePreferences,
+    User,
+    sms_countries,
+    validate_sms_country,
+)
 from sealbox.notify import services as notify
 
 
@@ -188,8 +194,6 @@ class PreferencesForm(forms.ModelForm):
     )
 
     class Meta:
-        from sealbox.accounts.models import MessagePreferences
-
         model = MessagePreferences
         fields = [
             "expiry_days",
@@ -200,3 +204,12 @@ class PreferencesForm(forms.ModelForm):
             "keep_copy",
             "recipient_language",
         ]
+
+
+class ReauthForm(forms.Form):
+    password = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        max_length=1024,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    )

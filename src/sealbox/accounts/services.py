@@ -15,9 +15,22 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from sealbox import clock
-from sealbox.accounts.models import Organisation, Plan, Role, User, normalize_email
+from sealbox.accounts import registry
+from sealbox.accounts.models import (
+    ApiToken,
+    EmailChange,
+    MessagePreferences,
+    Organisation,
+    PasswordReset,
+    Plan,
+    Role,
+    SessionRecord,
+    User,
+    normalize_email,
+)
 from sealbox.audit import services as audit
 from sealbox.http import client_ip
+from sealbox.notify import services as notify
 from sealbox.ratelimit import services as ratelimit
 from sealbox.ratelimit.services import Decision, Rule
 
@@ -186,14 +199,8 @@ def seats_used(organisation: Organisation) -> int:
 
 
 def messages_sent_this_month(organisation: Organisation) -> int:
-    # Secure messages arrive with the exchange app; until then nothing can be sent.
-    from django.apps import apps
-
-    if not apps.is_installed("sealbox.exchange"):
-        return 0
-    from sealbox.exchange.services import count_sent_since  # pragma: no cover
-
-    return count_sent_since(
+    # The apps that send messages count them (accounts.registry, filled at their ready()).
+    return registry.messages_sent_since(
         organisation, clock.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     )
 
@@ -308,27 +315,30 @@ def change_password(request: HttpRequest, user: User, new_password: str) -> None
     update_session_auth_hash(request, user)
 
 
-def reserve_password_reset(email: str, ip: str) -> bool:
-    """Count one reset request by address and by IP, or refuse it (False) at the limit.
+def request_password_reset(request: HttpRequest, email: str) -> bool:
+    """A reset link was asked for: count it by address and by IP, and record it; False
+    at the limit (no email may be sent, and nothing is recorded).
 
     Reserved before the email is sent, so parallel requests cannot send more.
     """
-    return ratelimit.reserve(
-        [(RESET_REQUESTS_PER_EMAIL, normalize_email(email)), (RESET_REQUESTS_PER_IP, ip)]
+    email = normalize_email(email)
+    ip = client_ip(request) or "unknown"
+    allowed = ratelimit.reserve(
+        [(RESET_REQUESTS_PER_EMAIL, email), (RESET_REQUESTS_PER_IP, ip)]
     ).allowed
-
-
-def record_password_reset_requested(request: HttpRequest, email: str) -> None:
-    user = User.objects.filter(email=normalize_email(email), is_active=True).first()
+    if not allowed:
+        return False
+    user = User.objects.filter(email=email, is_active=True).first()
     if user is None:
         audit.record(
             "password.reset_requested",
             request=request,
             actor_type="anonymous",
-            details={"email": normalize_email(email), "known": False},
+            details={"email": email, "known": False},
         )
     else:
         audit.record("password.reset_requested", actor=user, target=user, request=request)
+    return True
 
 
 class PasswordResetTokens:
@@ -354,8 +364,6 @@ class PasswordResetTokens:
 
         from django.conf import settings
 
-        from sealbox.accounts.models import PasswordReset
-
         secret = secrets.token_urlsafe(32)
         now = clock.now()
         with transaction.atomic():
@@ -371,7 +379,6 @@ class PasswordResetTokens:
 
     def check_hash(self, user: User, hashed: str | None) -> bool:
         """Whether `hashed` (the SHA-256 of a token) is a live reset link of `user`."""
-        from sealbox.accounts.models import PasswordReset
 
         if not hashed or user is None:
             return False
@@ -392,7 +399,6 @@ password_reset_tokens = PasswordResetTokens()
 
 def record_password_reset(request: HttpRequest, user: User) -> None:
     """The new password is saved: every reset link of the account is used up."""
-    from sealbox.accounts.models import PasswordReset
 
     with transaction.atomic():
         PasswordReset.objects.filter(user=user, used_at__isnull=True).update(used_at=clock.now())
@@ -527,8 +533,6 @@ def email_security_notice(user: User, what, *, actor: User | None = None, to: st
     """
     from django.conf import settings
 
-    from sealbox.notify import services as notify
-
     notify.send_templated_email(
         to or user.email,
         subject_template="accounts/email/security_notice_subject.txt",
@@ -564,7 +568,6 @@ def _session_store():
 
 def record_session(request: HttpRequest, user: User) -> None:
     """Note the device and address of a newly opened session (called at login)."""
-    from sealbox.accounts.models import SessionRecord
     from sealbox.http import user_agent
 
     key = request.session.session_key
@@ -586,7 +589,6 @@ def record_session(request: HttpRequest, user: User) -> None:
 
 def touch_session(request: HttpRequest) -> None:
     """Refresh last seen and address (the timeout middleware calls this every 30 s)."""
-    from sealbox.accounts.models import SessionRecord
     from sealbox.http import user_agent
 
     key = request.session.session_key
@@ -608,7 +610,6 @@ def touch_session(request: HttpRequest) -> None:
 
 
 def forget_session(session_key: str | None) -> None:
-    from sealbox.accounts.models import SessionRecord
 
     if session_key:
         SessionRecord.objects.filter(session_key=session_key).delete()
@@ -618,8 +619,6 @@ def active_sessions(user: User):
     """The user's sessions still alive, most recent first (stale records are dropped)."""
     from django.conf import settings
 
-    from sealbox.accounts.models import SessionRecord
-
     cutoff = clock.now() - timedelta(seconds=settings.SEALBOX_SESSION_IDLE_SECONDS)
     SessionRecord.objects.filter(user=user, last_seen_at__lt=cutoff).delete()
     return SessionRecord.objects.filter(user=user).order_by("-last_seen_at")
@@ -627,7 +626,6 @@ def active_sessions(user: User):
 
 def end_sessions(user: User, *, keep: str | None = None) -> int:
     """End every session of the user (but `keep`): the session rows are deleted."""
-    from sealbox.accounts.models import SessionRecord
 
     store = _session_store()
     records = SessionRecord.objects.filter(user=user)
@@ -704,7 +702,6 @@ TOKEN_TOUCH_SECONDS = 60
 
 
 def live_tokens(user: User):
-    from sealbox.accounts.models import ApiToken
 
     return ApiToken.objects.filter(
         user=user, revoked_at__isnull=True, expires_at__gt=clock.now()
@@ -715,8 +712,6 @@ def create_api_token(request: HttpRequest | None, user: User, name: str, days: i
     """A new token: 256 random bits after a recognisable prefix. Returns (token, secret);
     the secret is shown once and only its SHA-256 is stored."""
     import secrets
-
-    from sealbox.accounts.models import ApiToken
 
     name = (name or "").strip()
     if not name:
@@ -760,7 +755,6 @@ def create_api_token(request: HttpRequest | None, user: User, name: str, days: i
 
 
 def revoke_api_token(request: HttpRequest | None, user: User, pk: int) -> None:
-    from sealbox.accounts.models import ApiToken
 
     token = ApiToken.objects.filter(user=user, pk=pk).first()
     if token is None:
@@ -788,7 +782,6 @@ def revoke_api_token(request: HttpRequest | None, user: User, pk: int) -> None:
 
 def user_for_token(secret: str) -> User | None:
     """The active user a Bearer token belongs to, or None (unknown, revoked, expired)."""
-    from sealbox.accounts.models import ApiToken
 
     if not secret or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
@@ -878,9 +871,6 @@ def request_email_change(request: HttpRequest, user: User, new_email: str, passw
     from django.conf import settings
     from django.urls import reverse
 
-    from sealbox.accounts.models import EmailChange
-    from sealbox.notify import services as notify
-
     if not user.check_password(password):
         raise AccountError(_("Your password is not correct."))
     new_email = normalize_email(new_email)
@@ -931,7 +921,6 @@ def request_email_change(request: HttpRequest, user: User, new_email: str, passw
 
 def pending_email_for(user: User) -> str:
     """The address waiting for confirmation, if any."""
-    from sealbox.accounts.models import EmailChange
 
     change = (
         EmailChange.objects.filter(user=user, used_at__isnull=True, expires_at__gt=clock.now())
@@ -942,7 +931,6 @@ def pending_email_for(user: User) -> str:
 
 
 def pending_email_change(token: str):
-    from sealbox.accounts.models import EmailChange
 
     change = (
         EmailChange.objects.select_related("user")
@@ -955,7 +943,6 @@ def pending_email_change(token: str):
 
 
 def confirm_email_change(request: HttpRequest, token: str) -> User:
-    from sealbox.accounts.models import EmailChange
 
     with transaction.atomic():
         change = pending_email_change(token)
@@ -1006,7 +993,6 @@ PREFERENCE_FIELDS = (
 
 def message_preferences(user: User):
     """The user's saved defaults, or the product's defaults when none are saved."""
-    from sealbox.accounts.models import MessagePreferences
 
     found = MessagePreferences.objects.filter(user=user).first()
     if found is not None:

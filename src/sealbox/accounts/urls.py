@@ -9,6 +9,8 @@ urlpatterns = [
     path("logout/", views.logout_view, name="logout"),
     path("account/", views.account_view, name="account"),
     path("account/password/", views.password_change_view, name="password_change"),
+    # Under /account/security/ with the pages that most often ask for it.
+    path("account/security/confirm-password/", views.reauth_view, name="reauth"),
     path("account/email/", views.email_change_view, name="email_change"),
     path("account/email/confirm/<str:token>/", views.email_confirm_view, name="email_confirm"),
     path(

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import INTERNAL_RESET_SESSION_TOKEN
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -18,11 +18,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django.views.generic.edit import FormView
 
-from sealbox.accounts import forms, services
-from sealbox.http import client_ip
-from sealbox.twofactor import services as twofactor
-from sealbox.twofactor import views as twofactor_views
-from sealbox.twofactor.decorators import reauth_required
+from sealbox.accounts import forms, reauth, registry, services
+from sealbox.accounts.decorators import reauth_required
 
 
 def _safe_next(request, fallback: str) -> str:
@@ -67,11 +64,14 @@ def login_view(request, default_next: str = ""):
         elif result.user is None:
             # One message for every failure: it never says whether the account exists.
             form.add_error(None, _("The email or password is not correct."))
-        elif twofactor.needs_second_step(result.user):
-            # Password accepted, second factor pending: no session is opened yet.
-            return twofactor_views.start_second_step(
+        elif (
+            second_step := registry.second_step(
                 request, result.user, _safe_next(request, default_next)
             )
+        ) is not None:
+            # Password accepted, second factor pending (twofactor's step took over): no
+            # session is opened yet.
+            return second_step
         else:
             services.complete_login(request, result.user)
             response = redirect(
@@ -90,6 +90,25 @@ def login_view(request, default_next: str = ""):
     )
 
 
+@login_required
+@never_cache
+@sensitive_post_parameters("password")
+def reauth_view(request):
+    """ "Confirm your password": opens a new re-authentication window for this session."""
+    form = forms.ReauthForm(request.POST or None)
+    # Without a page to go back to, the security settings (where most changes that ask
+    # for the password are made): a URL name, not an import of twofactor.
+    next_url = _safe_next(request, reverse("twofactor:security"))
+    if request.method == "POST" and form.is_valid():
+        try:
+            reauth.reauthenticate(request, form.cleaned_data["password"])
+        except services.AccountError as error:
+            form.add_error("password", str(error))
+        else:
+            return redirect(next_url)
+    return render(request, "accounts/reauth.html", {"form": form, "next": next_url})
+
+
 @require_POST
 def logout_view(request):
     services.log_out(request)
@@ -100,12 +119,14 @@ def logout_view(request):
 @login_required
 def account_view(request):
     user = request.user
-    # The two-factor controls ("Enable 2FA authentication", "Mobile phone") handle
-    # their own POSTs; the profile form only sees the others.
-    phone_section = twofactor_views.phone_section(request)
-    if phone_section.response is not None:
-        return phone_section.response
-    data = None if phone_section.handled else (request.POST or None)
+    # The sections of the apps above (twofactor's "Enable 2FA authentication" and
+    # "Mobile phone") handle their own POSTs; the profile form only sees the others.
+    sections = registry.account_sections(request)
+    for section in sections:
+        if section.response is not None:
+            return section.response
+    handled = any(section.handled for section in sections)
+    data = None if handled else (request.POST or None)
     # The form validates a copy: the user object changes only through the service.
     form = forms.ProfileForm(data, instance=copy.copy(user), prefix="profile")
     if data is not None and form.is_valid():
@@ -123,7 +144,7 @@ def account_view(request):
             httponly=True,
         )
         return response
-    return _render_account(request, form=form, phone_section=phone_section)
+    return _render_account(request, form=form, sections=sections)
 
 
 def _render_account(request, *, status: int = 200, **forms_in):
@@ -131,11 +152,11 @@ def _render_account(request, *, status: int = 200, **forms_in):
     user = request.user
     if "form" not in forms_in:
         forms_in["form"] = forms.ProfileForm(instance=copy.copy(user), prefix="profile")
-    if "phone_section" not in forms_in:
-        forms_in["phone_section"] = twofactor_views.phone_section(request)
+    if "sections" not in forms_in:
+        forms_in["sections"] = registry.account_sections(request)
     context = {
         "licence": services.licence_summary(user.organisation),
-        "last_sent": _last_sent(user),
+        "last_sent": registry.last_sent_by(user),
         "email_form": forms.EmailChangeForm(prefix="email"),
         "token_form": forms.ApiTokenForm(prefix="token"),
         "preferences_form": forms.PreferencesForm(
@@ -154,21 +175,6 @@ def _render_account(request, *, status: int = 200, **forms_in):
         **forms_in,
     }
     return render(request, "accounts/account.html", context, status=status)
-
-
-def _last_sent(user):
-    from django.apps import apps
-
-    if not apps.is_installed("sealbox.exchange"):
-        return None
-    from sealbox.exchange.models import Message
-
-    return (
-        Message.objects.filter(organisation=user.organisation, sender=user, sent_at__isnull=False)
-        .order_by("-sent_at")
-        .values_list("sent_at", flat=True)
-        .first()
-    )
 
 
 @require_POST
@@ -312,12 +318,9 @@ class PasswordResetView(auth_views.PasswordResetView):
     success_url = reverse_lazy("accounts:password_reset_done")
 
     def form_valid(self, form):
-        email = form.cleaned_data["email"]
-        ip = client_ip(self.request) or "unknown"
-        if not services.reserve_password_reset(email, ip):
+        if not services.request_password_reset(self.request, form.cleaned_data["email"]):
             # Same answer as a successful request: it reveals nothing about the account.
             return redirect(self.success_url)
-        services.record_password_reset_requested(self.request, email)
         return super().form_valid(form)
 
 

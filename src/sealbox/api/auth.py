@@ -8,8 +8,9 @@ from ninja.errors import HttpError
 from ninja.security import APIKeyCookie, HttpBearer
 
 from sealbox import csrf
-
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+from sealbox.accounts.services import user_for_token
+from sealbox.csrf import SAFE_METHODS
+from sealbox.twofactor import services as twofactor
 
 
 class SecondFactorRequired(Exception):
@@ -17,8 +18,6 @@ class SecondFactorRequired(Exception):
 
 
 def _refuse_held(user) -> None:
-    from sealbox.twofactor import services as twofactor
-
     if twofactor.held_for_second_factor(user):
         raise SecondFactorRequired(twofactor.api_held_message())
 
@@ -42,19 +41,10 @@ class SessionAuth(APIKeyCookie):
         return user
 
 
-def public_csrf(request) -> bool:
-    """Public (recipient) calls still carry the page's CSRF token."""
-    if request.method not in SAFE_METHODS and csrf.rejected(request):
-        raise HttpError(403, "CSRF check failed: reload the page and try again.")
-    return True
-
-
 class TokenAuth(HttpBearer):
     """A personal API token (Authorization: Bearer sbx_…); no cookie, so no CSRF."""
 
     def authenticate(self, request, token):
-        from sealbox.accounts.services import user_for_token
-
         user = user_for_token(token)
         if user is None:
             return None

@@ -15,13 +15,18 @@ from datetime import UTC, datetime, timedelta
 from django.db import transaction
 
 from sealbox import clock
-from sealbox.accounts.models import Organisation
 from sealbox.audit import sealing
 from sealbox.audit import services as audit
 from sealbox.audit.models import ChainHead, Checkpoint, Event
 
 CHECKPOINT_ACTION = "audit.retention_checkpoint"
 logger = logging.getLogger(__name__)
+
+
+def _organisations():
+    # audit sits below accounts: it reaches organisations through its own foreign key
+    # (resolved when called: the string reference is a class only once apps are loaded).
+    return Event._meta.get_field("organisation").related_model.objects
 
 
 def checkpoint_payload(chain: str, seq: int, hash_: str, created_at: datetime) -> bytes:
@@ -77,7 +82,7 @@ def purge_expired_events(now: datetime | None = None) -> int:
     now = now or clock.now()
     removed = 0
     unusable: list[sealing.SealingKeyUnavailable] = []
-    for organisation in Organisation.objects.order_by("pk"):
+    for organisation in _organisations().order_by("pk"):
         try:
             removed += purge_organisation(organisation, now)
         except sealing.SealingKeyUnavailable as error:
@@ -89,7 +94,7 @@ def purge_expired_events(now: datetime | None = None) -> int:
     return removed
 
 
-def purge_organisation(organisation: Organisation, now: datetime) -> int:
+def purge_organisation(organisation, now: datetime) -> int:
     chain = audit.chain_name(organisation.pk)
     cutoff = now - timedelta(days=organisation.audit_retention_days)
     expired = Event.objects.filter(organisation=organisation, chain=chain, created_at__lt=cutoff)
@@ -125,7 +130,7 @@ def _last_expired_event(chain: str, cutoff: datetime) -> Event | None:
     return expired.order_by("-seq").first()
 
 
-def _store_checkpoint(organisation: Organisation, last: Event, now: datetime) -> int:
+def _store_checkpoint(organisation, last: Event, now: datetime) -> int:
     """Sign and store the checkpoint, and record it, in the caller's transaction."""
     chain = last.chain
     count = Event.objects.filter(chain=chain, seq__lte=last.seq).count()

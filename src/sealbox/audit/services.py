@@ -212,7 +212,8 @@ def verify_chain(chain: str) -> ChainReport:
     oldest events, the walk starts from the latest checkpoint (its seq and hash), once
     the checkpoint's signature is verified.
     """
-    from sealbox.audit import retention  # retention signs with keys that record events
+    # Imported here: retention imports this module (its checkpoints are recorded events).
+    from sealbox.audit import retention
 
     breaks: list[list] = []  # [event, reason, verified_after]
     more_breaks = 0

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode, urlsplit
 
+from sealbox.client.messages import ClientError
+
 READ_BYTES = 1024 * 1024
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
@@ -89,8 +91,6 @@ class HttpTransport:
         response = self._send("GET", f"/o/{grant_token}")
         page = response.read().decode(errors="replace")
         if response.status in (404, 410):
-            from sealbox.client.messages import ClientError
-
             message = (
                 "This message is no longer available. Ask the sender to send it again."
                 if response.status == 410
@@ -108,8 +108,6 @@ class HttpTransport:
         response = self._send("GET", f"/e/{token}")
         page = response.read().decode(errors="replace")
         if response.status == 404:
-            from sealbox.client.messages import ClientError
-
             raise ClientError(
                 404, {"message": "This link is not valid. Check that you copied all of it."}
             )
@@ -143,8 +141,6 @@ class HttpTransport:
                 data = json.loads(raw)
             except ValueError:
                 data = None  # a proxy's page: ClientError says what the status means
-            from sealbox.client.messages import ClientError
-
             raise ClientError(response.status, data)
         while piece := response.read(READ_BYTES):
             yield piece

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from sealbox.crypto import ece, grants, links
 from sealbox.crypto._b64 import b64url_decode, b64url_encode
-from sealbox.exchange.limits import MAX_MANIFEST_BYTES
+from sealbox.lib.limits import MAX_MANIFEST_BYTES
 
 CHUNK_BYTES = 16 * 1024 * 1024  # the most the server takes in one request
 READ_BYTES = 1024 * 1024

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 
 from sealbox import clock
-from sealbox.api.auth import public_csrf
+from sealbox.csrf import public_csrf
 from sealbox.envelopes import services
 from sealbox.envelopes.models import EnvelopeVerification, FilesMode
 from sealbox.exchange import api as exchange_api

@@ -14,8 +14,8 @@ from django.views.decorators.http import require_http_methods
 from sealbox import clock
 from sealbox.envelopes import services
 from sealbox.envelopes.forms import EnvelopeForm, RecipientFormSet
-from sealbox.exchange.limits import MAX_MANIFEST_BYTES
 from sealbox.exchange.services import ExchangeError
+from sealbox.lib.limits import MAX_MANIFEST_BYTES
 
 MB = 1000 * 1000
 

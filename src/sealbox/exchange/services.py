@@ -30,7 +30,6 @@ from sealbox.crypto import CryptoError, links
 from sealbox.crypto.grants import SERVER_SECRET_LENGTH, WRAPPED_KEY_LENGTH
 from sealbox.errors import ExchangeError
 from sealbox.exchange import storage
-from sealbox.exchange.limits import MAX_MANIFEST_BYTES
 from sealbox.exchange.models import (
     Blob,
     BlobChunk,
@@ -45,6 +44,7 @@ from sealbox.exchange.models import (
 )
 from sealbox.formats import human_size
 from sealbox.http import client_ip
+from sealbox.lib.limits import MAX_MANIFEST_BYTES
 from sealbox.ops import metrics
 from sealbox.ratelimit import services as ratelimit
 from sealbox.ratelimit.services import Rule
@@ -534,10 +534,17 @@ def message_for_sender(user: User, public_id) -> Message:
     return message
 
 
-def draft_blob(user: User, message_id, blob_id) -> Blob:
-    message = message_for_sender(user, message_id)
+def _require_sender(user: User, message: Message) -> None:
+    """Sending is the sender's act alone: an administrator who may read a colleague's
+    message (message_for_sender) may not send it or write to it; for them it does not
+    exist."""
     if message.sender_id != user.pk:
         raise ExchangeError(_("No such message."), status=404, code="not_found")
+
+
+def draft_blob(user: User, message_id, blob_id) -> Blob:
+    message = message_for_sender(user, message_id)
+    _require_sender(user, message)
     if message.state != MessageState.DRAFT:
         raise ExchangeError(_("This message is already sent."), status=409, code="sent")
     return _blob_of(message, blob_id)
@@ -624,6 +631,7 @@ def finalise(
 
     With `notifications`, the sender's device handed over each recipient's link so the
     server can email it: the link is sealed into the email task and never stored."""
+    _require_sender(sender, message)
     links_by_grant = check_ready(message, notifications)
     check_monthly_quota(message.organisation)
     with transaction.atomic():

@@ -12,8 +12,8 @@ from django.views.decorators.http import require_http_methods
 from sealbox.accounts import services as accounts
 from sealbox.exchange import services
 from sealbox.exchange.forms import RecipientForm, SendForm
-from sealbox.exchange.limits import MAX_MANIFEST_BYTES
 from sealbox.exchange.models import MessageState
+from sealbox.lib.limits import MAX_MANIFEST_BYTES
 
 
 @login_required

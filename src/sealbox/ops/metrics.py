@@ -46,6 +46,8 @@ class DatabaseCollector(Collector):
     """Figures read from the database when scraped."""
 
     def collect(self) -> Iterator:
+        # Imported when scraped, not at the top: `sealbox serve` imports this module
+        # (forget_process) in the server's process hooks, before Django is set up.
         from django.db.models import Count, Max
         from django_tasks_db.models import DBTaskResult
 

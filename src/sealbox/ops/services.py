@@ -18,10 +18,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.core.files.storage import FileSystemStorage, storages
-from django.db import close_old_connections, connection, connections
+from django.db import IntegrityError, close_old_connections, connection, connections, transaction
+from django.db.models import F
 
 from sealbox import clock
-from sealbox.ops.models import WorkerHeartbeat
+from sealbox.ops.models import EventCounter, WorkerHeartbeat
 
 READINESS_DEADLINE_SECONDS = 2.5
 HEARTBEAT_INTERVAL_SECONDS = 15
@@ -216,11 +217,6 @@ def start_heartbeat_thread(name: str, interval: float = HEARTBEAT_INTERVAL_SECON
 
 def count(name: str, amount: int = 1) -> None:
     """Add `amount` to a cluster-wide counter (an atomic UPDATE; created on first use)."""
-    from django.db import IntegrityError, transaction
-    from django.db.models import F
-
-    from sealbox.ops.models import EventCounter
-
     if amount <= 0:
         return
     if EventCounter.objects.filter(name=name).update(value=F("value") + amount):

@@ -88,15 +88,6 @@ class RecoveryCodeForm(forms.Form):
         return self.cleaned_data["code"].strip().lower()
 
 
-class ReauthForm(forms.Form):
-    password = forms.CharField(
-        label=_("Password"),
-        strip=False,
-        max_length=1024,
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
-    )
-
-
 class PasskeyNameForm(forms.Form):
     name = forms.CharField(
         label=_("Name"),

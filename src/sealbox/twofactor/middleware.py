@@ -15,6 +15,7 @@ from sealbox.twofactor import services
 # (the organisation policy, resetting someone's factors) wait until a factor exists.
 ALLOWED_VIEWS = {
     "accounts:logout",
+    "accounts:reauth",
     "set_language",
     "healthz",
     "readyz",
@@ -25,7 +26,6 @@ ALLOWED_VIEWS = {
     "twofactor:login_passkey_begin",
     "twofactor:login_passkey_complete",
     "twofactor:security",
-    "twofactor:reauth",
     "twofactor:totp_setup",
     "twofactor:passkey_register_begin",
     "twofactor:passkey_register_complete",

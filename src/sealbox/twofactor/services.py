@@ -34,6 +34,7 @@ from django_otp.util import random_hex
 from django_otp_webauthn.models import WebAuthnCredential
 
 from sealbox import clock, keys
+from sealbox.accounts import reauth
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import Organisation, User
 from sealbox.audit import services as audit
@@ -67,8 +68,6 @@ SMS_PER_ACCOUNT = Rule("sms-account", 5, timedelta(hours=1))
 SMS_PER_IP = Rule("sms-ip", 20, timedelta(hours=1))
 LOCK_AFTER_FAILURES = 100  # consecutive failures of one factor
 PENDING_LOGIN_LIFETIME = timedelta(minutes=10)
-REAUTH_WINDOW = timedelta(minutes=30)
-REAUTH_FAILURES = Rule("reauth-account", 10, timedelta(minutes=5))
 TOTP_KEY_BYTES = 20  # 160 bits
 TOTP_STEP = 30
 TOTP_DIGITS = 6
@@ -80,7 +79,6 @@ RECOVERY_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 RECOVERY_CODE_LENGTH = 16
 
 SESSION_PENDING = "sealbox_2fa_pending"
-SESSION_REAUTH_AT = accounts.SESSION_AUTHENTICATED_AT
 SESSION_PASSKEY_STATE = "sealbox_passkey_state"
 SESSION_PASSKEY_REGISTER_STATE = "sealbox_passkey_register_state"
 
@@ -669,7 +667,11 @@ def _send_phone_code(request: HttpRequest, user: User, device: SMSDevice) -> SMS
 
 def start_phone_confirmation(request: HttpRequest, user: User, number: str) -> SMSDevice:
     """Send a confirmation code to a new number. Nothing about the account changes until
-    the code comes back, so a mistyped number can never lock anyone out."""
+    the code comes back, so a mistyped number can never lock anyone out.
+
+    Needs a recent password: a stolen session must not move the codes to its own phone.
+    """
+    reauth.require_recent_authentication(request)
     pending = pending_phone_device(user)
     if pending is not None and str(pending.number) == number:
         device = pending
@@ -770,6 +772,7 @@ def change_mobile_phone(request: HttpRequest, user: User, number: str) -> bool:
         )
     if str(user.mobile_phone or "") == number:
         return False
+    reauth.require_recent_authentication(request)
     with transaction.atomic():
         old = user.mobile_phone
         user.mobile_phone = number
@@ -782,6 +785,7 @@ def disable_sms(request: HttpRequest, user: User) -> None:
     device = sms_device(user)
     if device is None:
         return
+    reauth.require_recent_authentication(request)
     ensure_can_remove(user, Factor.SMS)
     with transaction.atomic():
         SMSDevice.objects.filter(user=user).delete()
@@ -1251,7 +1255,7 @@ def finish_login(request: HttpRequest, pending: PendingLogin, method: str, devic
     if device is not None:
         otp_login(request, device)
     forget_pending_login(request)
-    request.session[SESSION_REAUTH_AT] = now.timestamp()
+    reauth.mark_authenticated(request, now.timestamp())
 
 
 def passkey_login_begin(request: HttpRequest, pending: PendingLogin) -> dict:
@@ -1292,52 +1296,6 @@ def passkey_login_complete(request: HttpRequest, pending: PendingLogin, data: di
     finish_login(request, pending, Factor.PASSKEY, device)
 
 
-# --- Re-authentication --------------------------------------------------------------
-
-
-def last_authenticated_at(request: HttpRequest) -> float | None:
-    """When this session last proved the password or a second factor (Unix time).
-
-    Only the proof's own key counts (set by the login, the second step and the
-    re-authentication page): not the session's age, not its login time, which a
-    session opened some other way would not have earned.
-    """
-    when = request.session.get(SESSION_REAUTH_AT)
-    return when if isinstance(when, int | float) else None
-
-
-def reauthenticated_recently(request: HttpRequest) -> bool:
-    when = last_authenticated_at(request)
-    if when is None:
-        return False
-    return clock.now().timestamp() - when <= REAUTH_WINDOW.total_seconds()
-
-
-def reauthenticate(request: HttpRequest, password: str) -> None:
-    user = request.user
-    key = f"user:{user.pk}"
-    # Reserved before the password is checked: parallel guesses cannot exceed the limit.
-    decision = ratelimit.reserve([(REAUTH_FAILURES, key)])
-    if not decision.allowed:
-        raise TwoFactorError(
-            ngettext(
-                "Too many attempts. Try again in %(n)d minute.",
-                "Too many attempts. Try again in %(n)d minutes.",
-                decision.retry_after_minutes,
-            )
-            % {"n": decision.retry_after_minutes},
-            code="throttled",
-            retry_after=decision.retry_after,
-        )
-    if not user.check_password(password):
-        audit.record("twofactor.reauth_failed", actor=user, target=user, request=request)
-        raise TwoFactorError(_("Your password is not correct."), code="wrong")
-    with transaction.atomic():
-        ratelimit.clear(REAUTH_FAILURES, key)
-        audit.record("twofactor.reauthenticated", actor=user, target=user, request=request)
-    request.session[SESSION_REAUTH_AT] = clock.now().timestamp()
-
-
 # --- Organisation policy and administrator reset -----------------------------------
 
 
@@ -1366,6 +1324,63 @@ def set_require_2fa(
     return True
 
 
+def remove_all_factors(user: User) -> None:
+    """Every second factor of the user and its failure counts go (the caller records
+    why, in its transaction: a reset, a deleted account)."""
+    SMSDevice.objects.filter(user=user).delete()
+    TOTPDevice.objects.filter(user=user).delete()
+    WebAuthnCredential.objects.filter(user=user).delete()
+    RecoveryCodeDevice.objects.filter(user=user).delete()
+    FactorLock.objects.filter(user=user).delete()
+
+
+def phone_changed_by_admin(
+    request: HttpRequest | None, actor: User, target: User, old: object, new: str
+) -> None:
+    """An administrator changed the number on file (users' edit page, in its
+    transaction): the SMS factor, if any, follows the number."""
+    audit.record(
+        "twofactor.phone_changed",
+        organisation=actor.organisation,
+        actor=actor,
+        target=target,
+        request=request,
+        details={"from": mask_phone(old), "to": mask_phone(new)},
+    )
+    SMSDevice.objects.filter(user=target, confirmed=True).update(number=new)
+
+
+def set_sms_by_admin(request: HttpRequest | None, actor: User, target: User, number: str) -> None:
+    """An administrator vouches for `number`: it becomes the user's confirmed SMS factor
+    at once (no code is sent), and the next login asks for the code sent to it; an
+    empty number turns SMS off. In the caller's transaction; the caller tells the user."""
+    _require_admin_of(actor, target.organisation)
+    SMSDevice.objects.filter(user=target).delete()
+    if not number:
+        drop_orphan_recovery_codes(target)
+        audit.record(
+            "twofactor.disabled",
+            organisation=actor.organisation,
+            actor=actor,
+            target=target,
+            request=request,
+            details={"method": Factor.SMS, "by": "admin"},
+        )
+        return
+    SMSDevice.objects.create(
+        user=target, name=str(_("Mobile phone")), number=number, confirmed=True
+    )
+    FactorLock.objects.filter(user=target, factor=Factor.SMS).delete()
+    audit.record(
+        "twofactor.enabled",
+        organisation=actor.organisation,
+        actor=actor,
+        target=target,
+        request=request,
+        details={"method": Factor.SMS, "phone": mask_phone(number), "by": "admin"},
+    )
+
+
 def reset_factors(request: HttpRequest, actor: User, target: User) -> None:
     """An administrator removes every second factor of a user of their organisation
     (lost phone, locked factor). The user sets up a new one at their next login."""
@@ -1376,11 +1391,7 @@ def reset_factors(request: HttpRequest, actor: User, target: User) -> None:
         )
     with transaction.atomic():
         methods = login_methods(target)
-        SMSDevice.objects.filter(user=target).delete()
-        TOTPDevice.objects.filter(user=target).delete()
-        WebAuthnCredential.objects.filter(user=target).delete()
-        RecoveryCodeDevice.objects.filter(user=target).delete()
-        FactorLock.objects.filter(user=target).delete()
+        remove_all_factors(target)
         PendingLogin.objects.filter(user=target, completed_at__isnull=True).update(
             expires_at=clock.now()
         )

@@ -15,7 +15,6 @@ urlpatterns = [
         name="login_passkey_complete",
     ),
     path("account/security/", views.security, name="security"),
-    path("account/security/confirm-password/", views.reauth, name="reauth"),
     path("account/security/authenticator/", views.totp_setup, name="totp_setup"),
     path("account/security/authenticator/remove/", views.totp_remove, name="totp_remove"),
     path(

@@ -21,9 +21,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
+from sealbox.accounts.decorators import reauth_required, reauth_url
 from sealbox.accounts.models import User
+from sealbox.accounts.reauth import ReauthRequired
+from sealbox.accounts.registry import AccountSection
 from sealbox.twofactor import forms, services
-from sealbox.twofactor.decorators import reauth_required, reauth_url
 from sealbox.twofactor.models import CodeDelivery, Factor, PendingLogin
 from sealbox.twofactor.services import TwoFactorError
 
@@ -53,8 +55,12 @@ def _with_language_cookie(response: HttpResponse, user: User) -> HttpResponse:
 # --- The login step -----------------------------------------------------------------
 
 
-def start_second_step(request: HttpRequest, user: User, next_url: str = "") -> HttpResponse:
-    """Called by the login page once the password is right, for users with a factor."""
+def second_step(request: HttpRequest, user: User, next_url: str = "") -> HttpResponse | None:
+    """Registered with accounts (see apps.py): the login page calls it once the password
+    is right. Users with a factor go on to it; for the others (None) the password alone
+    opens the session."""
+    if not services.needs_second_step(user):
+        return None
     pending = services.start_login(request, user, next_url)
     if pending.method == Factor.SMS:
         _send_login_code(request, pending, quiet_success=True)
@@ -315,7 +321,27 @@ def phone_section(request: HttpRequest) -> PhoneSection:
     )
 
 
+def account_section(request: HttpRequest) -> AccountSection:
+    """The phone section on the account page (registered with accounts, see apps.py)."""
+    section = phone_section(request)
+    return AccountSection(
+        template="twofactor/includes/account_phone_section.html",
+        value=section,
+        response=section.response,
+        handled=section.handled,
+    )
+
+
 def _save_phone_settings(request, form, device, here: str) -> HttpResponse | None:
+    try:
+        return _apply_phone_settings(request, form, device, here)
+    except ReauthRequired:
+        # The services ask for a recent password; the form's data cannot survive the
+        # detour, so the person comes back to this page.
+        return redirect(reauth_url(request, here))
+
+
+def _apply_phone_settings(request, form, device, here: str) -> HttpResponse | None:
     user = request.user
     enabled = form.cleaned_data["enabled"]
     number = form.cleaned_data["mobile_phone"]
@@ -323,8 +349,6 @@ def _save_phone_settings(request, form, device, here: str) -> HttpResponse | Non
         if device is not None and str(device.number) == number:
             messages.info(request, _("Nothing to save: no field was changed."))
             return redirect(here)
-        if not services.reauthenticated_recently(request):
-            return redirect(reauth_url(request, here))
         try:
             pending = services.start_phone_confirmation(request, user, number)
         except TwoFactorError as error:
@@ -341,8 +365,6 @@ def _save_phone_settings(request, form, device, here: str) -> HttpResponse | Non
     if device is None and not phone_changed:
         messages.info(request, _("Nothing to save: no field was changed."))
         return redirect(here)
-    if not services.reauthenticated_recently(request):
-        return redirect(reauth_url(request, here))
     try:
         if device is not None:
             services.disable_sms(request, user)
@@ -389,26 +411,6 @@ def security(request: HttpRequest) -> HttpResponse:
             services.user_status(member) for member in services.organisation_members(user)
         ]
     return render(request, "twofactor/security.html", context)
-
-
-@login_required
-@never_cache
-@sensitive_post_parameters("password")
-def reauth(request: HttpRequest) -> HttpResponse:
-    form = forms.ReauthForm(request.POST or None)
-    next_url = _safe(
-        request,
-        request.POST.get("next") or request.GET.get("next", ""),
-        reverse("twofactor:security"),
-    )
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.reauthenticate(request, form.cleaned_data["password"])
-        except TwoFactorError as error:
-            form.add_error("password", error.message)
-        else:
-            return redirect(next_url)
-    return render(request, "twofactor/reauth.html", {"form": form, "next": next_url})
 
 
 @login_required

@@ -6,6 +6,8 @@ from django.utils.translation import gettext_lazy as _
 
 from sealbox.accounts.forms import country_choices, time_zone_choices
 from sealbox.accounts.models import Language, Organisation, Role, validate_sms_country
+from sealbox.accounts.services import AccountError, check_organisation_name
+from sealbox.users.services import LOGO_MAX_BYTES, check_logo
 
 
 def _parse_phone(value: str, country: str) -> str:
@@ -145,17 +147,12 @@ class OrganisationForm(forms.ModelForm):
             del self.fields["audit_retention_days"]
 
     def clean_name(self):
-        from sealbox.accounts.services import AccountError, check_organisation_name
-
         try:
             return check_organisation_name(self.cleaned_data.get("name", ""), exclude=self.instance)
         except AccountError as error:
             raise ValidationError(str(error)) from None
 
     def clean_logo(self):
-        from sealbox.accounts.services import AccountError
-        from sealbox.users.services import LOGO_MAX_BYTES, check_logo
-
         upload = self.cleaned_data.get("logo")
         if not upload:
             return None

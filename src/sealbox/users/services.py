@@ -38,7 +38,10 @@ from sealbox.accounts.models import (
 from sealbox.accounts.services import AccountError, AddressUnavailable, _lazy, token_hash
 from sealbox.audit import services as audit
 from sealbox.envelopes import services as envelopes
+from sealbox.exchange.models import Message, MessageState
+from sealbox.exchange.services import delete_blobs, delete_message
 from sealbox.notify import services as notify
+from sealbox.twofactor import services as twofactor
 
 INVITATION_LIFETIME = timedelta(hours=72)
 LOGO_MAX_BYTES = 500 * 1024
@@ -124,8 +127,6 @@ def _ensure_not_self(actor: User, target: User) -> None:
 
 
 def has_two_factor(user: User) -> bool:
-    from sealbox.twofactor import services as twofactor
-
     return twofactor.has_second_factor(user)
 
 
@@ -518,9 +519,6 @@ def update_user(
     user's confirmed SMS factor: the administrator vouches for the number, and the user's
     next login asks for the code sent to it.
     """
-    from sealbox.twofactor import services as twofactor
-    from sealbox.twofactor.models import FactorLock, SMSDevice
-
     require_admin(actor)
     if target.organisation_id != actor.organisation_id:
         raise Http404
@@ -576,40 +574,15 @@ def update_user(
                 _lazy(gettext_noop("Your role is now: %(role)s."), role=Role(target.role).label)
             )
         if phone_changed:
-            audit.record(
-                "twofactor.phone_changed",
-                organisation=actor.organisation,
-                actor=actor,
-                target=target,
-                request=request,
-                details={
-                    "from": twofactor.mask_phone(old_phone),
-                    "to": twofactor.mask_phone(new_phone),
-                },
-            )
+            twofactor.phone_changed_by_admin(request, actor, target, old_phone, new_phone)
             notices.append(
                 _lazy(
                     gettext_noop("Your mobile phone number is now %(phone)s."),
                     phone=twofactor.mask_phone(new_phone),
                 )
             )
-            if device is not None and not turn_off:
-                device.number = new_phone
-                device.save(update_fields=["number"])
         if turn_on:
-            SMSDevice.objects.filter(user=target).delete()
-            SMSDevice.objects.create(
-                user=target, name=str(_("Mobile phone")), number=new_phone, confirmed=True
-            )
-            FactorLock.objects.filter(user=target, factor="sms").delete()
-            audit.record(
-                "twofactor.enabled",
-                organisation=actor.organisation,
-                actor=actor,
-                target=target,
-                request=request,
-                details={"method": "sms", "phone": twofactor.mask_phone(new_phone), "by": "admin"},
-            )
+            twofactor.set_sms_by_admin(request, actor, target, new_phone)
             notices.append(
                 _lazy(
                     gettext_noop(
@@ -620,16 +593,7 @@ def update_user(
                 )
             )
         if turn_off:
-            SMSDevice.objects.filter(user=target).delete()
-            twofactor.drop_orphan_recovery_codes(target)
-            audit.record(
-                "twofactor.disabled",
-                organisation=actor.organisation,
-                actor=actor,
-                target=target,
-                request=request,
-                details={"method": "sms", "by": "admin"},
-            )
+            twofactor.set_sms_by_admin(request, actor, target, "")
             notices.append(_lazy(gettext_noop("Two-factor authentication by SMS was turned off.")))
         for notice in notices:
             accounts.email_security_notice(target, notice, actor=actor)
@@ -679,14 +643,15 @@ def set_active(request: HttpRequest | None, actor: User, target: User, active: b
     return True
 
 
+def live_messages_of(user: User) -> int:
+    """The messages deleting the user revokes (the confirmation page says how many)."""
+    return Message.objects.filter(sender=user).exclude(state=MessageState.DELETED).count()
+
+
 def delete_user(request: HttpRequest | None, actor: User, target: User) -> None:
     """Delete a user: their messages are revoked and their ciphertext deleted; the row
     stays (messages keep their sender) with every personal detail scrubbed; the seat is
     freed. Audit events keep the address they were recorded with."""
-    from sealbox.exchange.models import Message, MessageState
-    from sealbox.exchange.services import delete_blobs, delete_message
-    from sealbox.twofactor import services as twofactor
-
     require_admin(actor)
     if target.organisation_id != actor.organisation_id:
         raise Http404
@@ -695,6 +660,7 @@ def delete_user(request: HttpRequest | None, actor: User, target: User) -> None:
     email = target.email
     language = target.language
     name = target.display_name
+    # The same messages live_messages_of counts.
     messages = list(Message.objects.filter(sender=target).exclude(state=MessageState.DELETED))
     for message in messages:
         delete_message(actor, message, request=request)
@@ -702,7 +668,7 @@ def delete_user(request: HttpRequest | None, actor: User, target: User) -> None:
         delete_blobs(message)
     with transaction.atomic():
         methods = twofactor.login_methods(target)
-        _remove_factors(target)
+        twofactor.remove_all_factors(target)
         accounts.end_sessions(target)
         envelopes.close_envelopes_of(
             target, actor=actor, reason=envelopes.CloseReason.OWNER_DELETED, request=request
@@ -740,19 +706,6 @@ def delete_user(request: HttpRequest | None, actor: User, target: User) -> None:
         },
         language=language,
     )
-
-
-def _remove_factors(user: User) -> None:
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-    from django_otp_webauthn.models import WebAuthnCredential
-
-    from sealbox.twofactor.models import FactorLock, RecoveryCodeDevice, SMSDevice
-
-    SMSDevice.objects.filter(user=user).delete()
-    TOTPDevice.objects.filter(user=user).delete()
-    WebAuthnCredential.objects.filter(user=user).delete()
-    RecoveryCodeDevice.objects.filter(user=user).delete()
-    FactorLock.objects.filter(user=user).delete()
 
 
 # --- Organisation settings ----------------------------------------------------------------
@@ -799,8 +752,6 @@ def update_organisation(
     require_2fa: bool | None = None,
     **values,
 ) -> list[str]:
-    from sealbox.twofactor import services as twofactor
-
     require_admin(actor)
     organisation = Organisation.objects.get(pk=actor.organisation_id)
     if "name" in values:

@@ -200,9 +200,7 @@ def user_delete(request, pk: int):
             return redirect("users:edit", pk=target.pk)
         messages.success(request, _("%(email)s is deleted.") % {"email": email})
         return redirect("users:list")
-    from sealbox.exchange.models import Message, MessageState
-
-    live = Message.objects.filter(sender=target).exclude(state=MessageState.DELETED).count()
+    live = services.live_messages_of(target)
     return render(request, "users/delete.html", {"target": target, "live_messages": live})
 
 

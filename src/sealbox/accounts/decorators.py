@@ -11,12 +11,12 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from sealbox.twofactor import services
+from sealbox.accounts import reauth
 
 
 def reauth_url(request, next_url: str | None = None) -> str:
     target = next_url or request.get_full_path()
-    return f"{reverse('twofactor:reauth')}?{urlencode({'next': target})}"
+    return f"{reverse('accounts:reauth')}?{urlencode({'next': target})}"
 
 
 def reauth_required(view):
@@ -25,7 +25,7 @@ def reauth_required(view):
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
-        if request.user.is_authenticated and not services.reauthenticated_recently(request):
+        if request.user.is_authenticated and not reauth.reauthenticated_recently(request):
             if request.headers.get("Accept", "").startswith("application/json"):
                 return JsonResponse(
                     {
