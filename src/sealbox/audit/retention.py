@@ -18,9 +18,9 @@ from sealbox import clock
 from sealbox.accounts.models import Organisation
 from sealbox.audit import sealing
 from sealbox.audit import services as audit
+from sealbox.audit.actions import Action
 from sealbox.audit.models import ChainHead, Checkpoint, Event
 
-CHECKPOINT_ACTION = "audit.retention_checkpoint"
 logger = logging.getLogger(__name__)
 
 
@@ -139,7 +139,7 @@ def _store_checkpoint(organisation: Organisation, last: Event, now: datetime) ->
         signature=sealing.sign(organisation, payload),
     )
     audit.record(
-        CHECKPOINT_ACTION,
+        Action.AUDIT_RETENTION_CHECKPOINT,
         organisation=organisation,
         details={"seq": last.seq, "hash": last.hash, "removed": count},
     )

@@ -16,6 +16,8 @@ from django.utils.translation import gettext_lazy as _
 
 from sealbox import clock
 from sealbox.accounts.models import User
+from sealbox.audit import actions
+from sealbox.audit.actions import Action
 from sealbox.audit.models import Event
 from sealbox.exchange.models import (
     BlobKind,
@@ -55,51 +57,14 @@ KIND_LABELS = {
     "signature": _("Signature"),
 }
 
-ACTIVITY_LABELS = {
-    "message.created": _("Message prepared"),
-    "message.sent": _("Message sent"),
-    "notification.queued": _("Notification email queued for sending"),
-    # Recorded at queue time by older releases.
-    "notification.sent": _("Notification email sent"),
-    "email.sent": _("Email accepted by the mail server"),
-    "email.deferred": _("Email delayed: Sealbox will try again"),
-    "email.failed": _("Email not delivered"),
-    "sms.sent": _("SMS accepted by the SMS gateway"),
-    "sms.deferred": _("SMS delayed: Sealbox will try again"),
-    "sms.failed": _("SMS not delivered"),
-    "twofactor.code_queued": _("Verification code queued for sending"),
-    "twofactor.code_sent": _("Verification code sent"),
-    "grant.verification_failed": _("Verification failed"),
-    "grant.locked": _("Link locked after too many wrong attempts"),
-    "grant.unlocked": _("Link unlocked"),
-    "envelope.link_locked": _("Link locked after too many wrong attempts"),
-    "envelope.link_unlocked": _("Link unlocked"),
-    "message.opened": _("Opened"),
-    "file.downloaded": _("File downloaded"),
-    "grant.expired": _("Link expired"),
-    "message.expired": _("Message expired"),
-    "message.deleted": _("Deleted"),
-    "envelope.submitted": _("Envelope submitted"),
-    "submission.opened": _("Submission opened"),
-    "reply.sent": _("Reply sent"),
-    "reply.opened": _("Reply opened"),
-}
-
 
 def activity_label(action: str) -> str:
-    return str(ACTIVITY_LABELS.get(action, action))
-
-
-# Events whose "to" says who the email was for: shown beside the activity, so that a
-# failure names the address (a recipient's link, or the sender's own notice).
-ADDRESSED_ACTIONS = frozenset(
-    {"notification.queued", "notification.sent", "email.sent", "email.deferred", "email.failed"}
-)
+    return actions.label(action)
 
 
 def event_label(event: Event) -> str:
     label = activity_label(event.action)
-    to = (event.details or {}).get("to") if event.action in ADDRESSED_ACTIONS else ""
+    to = (event.details or {}).get("to") if event.action in actions.ADDRESSED else ""
     return f"{label} ({to})" if to else label
 
 
@@ -249,7 +214,7 @@ def undelivered_grants(message_ids: list[int]) -> set[int]:
         Event.objects.filter(
             target_type="message",
             target_id__in=[str(i) for i in message_ids],
-            action="email.failed",
+            action=Action.EMAIL_FAILED,
         )
         .values_list("details__reference", flat=True)
         .order_by()
@@ -370,7 +335,7 @@ def downloads_per_file(message: Message) -> list[tuple[int, int, int]]:
     """(file number, size, downloads) for each file of the message, in upload order."""
     counts = dict(
         Event.objects.filter(
-            target_type="message", target_id=str(message.pk), action="file.downloaded"
+            target_type="message", target_id=str(message.pk), action=Action.FILE_DOWNLOADED
         )
         .values_list("details__file")
         .annotate(n=Count("id"))

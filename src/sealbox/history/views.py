@@ -13,6 +13,7 @@ from sealbox import clock
 from sealbox.accounts.models import User
 from sealbox.audit import exports, sealing
 from sealbox.audit import services as audit
+from sealbox.audit.actions import Action
 from sealbox.exchange import services as exchange
 from sealbox.history import services
 from sealbox.history.forms import HistoryFilterForm
@@ -103,7 +104,7 @@ def export_view(request, kind: str):
             )
     with transaction.atomic():
         audit.record(
-            "history.exported",
+            Action.HISTORY_EXPORTED,
             actor=user,
             request=request,
             details={

@@ -48,6 +48,7 @@ from django.utils import timezone, translation
 
 from sealbox import clock
 from sealbox.audit import services as audit
+from sealbox.audit.actions import Action, delivery_outcome
 from sealbox.audit.models import ActorType
 from sealbox.errors import StorageUnavailable
 from sealbox.notify import keystore, sealing, sms
@@ -338,7 +339,7 @@ def claim(outbox_id: str | uuid.UUID, channel: str) -> Claimed | None:
 # --- Outcomes -----------------------------------------------------------------------
 
 
-def _audit(message: OutboxMessage, action: str, reason: str = "", **extra) -> None:
+def _audit(message: OutboxMessage, action: Action, reason: str = "", **extra) -> None:
     details: dict[str, Any] = {
         "channel": message.channel,
         "reference": message.reference,
@@ -401,7 +402,7 @@ def _finish(message: OutboxMessage, status: str, reason: str = "", *, only_if: Q
                 )
             )
             if moved:
-                _audit(message, f"{message.channel}.{status}", reason)
+                _audit(message, delivery_outcome(message.channel, status), reason)
                 ops.count(COUNTER_NAMES[(message.channel, status)])
                 _report(message, status, reason)
     except Exception:
@@ -440,7 +441,12 @@ def _retry_later(message: OutboxMessage, reason: str) -> bool:
         if not moved:
             return False
         retry_in = int(delay.total_seconds())
-        _audit(message, f"{message.channel}.deferred", reason[:200], retry_in=retry_in)
+        _audit(
+            message,
+            delivery_outcome(message.channel, "deferred"),
+            reason[:200],
+            retry_in=retry_in,
+        )
         ops.count(COUNTER_NAMES[(message.channel, OutboxStatus.QUEUED)])
         _enqueue(message.channel, message.pk, delay)
     message.status, message.next_attempt_at, message.last_error = (
