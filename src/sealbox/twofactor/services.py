@@ -37,6 +37,7 @@ from sealbox import clock, keys
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import Organisation, User
 from sealbox.audit import services as audit
+from sealbox.audit.actions import Action
 from sealbox.http import client_ip
 from sealbox.notify import services as notify
 from sealbox.notify import sms_tasks
@@ -323,7 +324,7 @@ def send_code(
             # Queued, not sent: the outbox records sms.sent / email.sent (or failed) when
             # the gateway answered, and marks the code's delivery.
             audit.record(
-                "twofactor.code_queued",
+                Action.TWOFACTOR_CODE_QUEUED,
                 organisation=organisation,
                 actor=user,
                 target=target if target is not None else user,
@@ -419,7 +420,7 @@ def mark_delivery(reference: str, delivery: str, reason: str = "", *, channel: s
             ratelimit.clear(SMS_PER_BINDING, row.binding)
         if delivery == CodeDelivery.FAILED and channel == "sms":
             audit.record(
-                "twofactor.sms_failed",
+                Action.TWOFACTOR_SMS_FAILED,
                 actor=row.user,
                 target=row.user,
                 details={"to": mask_phone(row.phone), "reason": reason[:200]},
@@ -557,7 +558,7 @@ def confirm_factor_failure(user: User, factor: str, request: HttpRequest | None 
         ).update(locked_at=clock.now())
         if newly_locked:
             audit.record(
-                "twofactor.locked",
+                Action.TWOFACTOR_LOCKED,
                 actor=user,
                 target=user,
                 request=request,
@@ -712,7 +713,7 @@ def confirm_phone(request: HttpRequest, user: User, code: str) -> SMSDevice:
     result = check_code(phone_binding(device), code)
     if result is not CodeResult.OK:
         audit.record(
-            "twofactor.failed",
+            Action.TWOFACTOR_FAILED,
             actor=user,
             target=user,
             request=request,
@@ -732,7 +733,7 @@ def confirm_phone(request: HttpRequest, user: User, code: str) -> SMSDevice:
         FactorLock.objects.filter(user=user, factor=Factor.SMS).delete()
         if previous is None:
             audit.record(
-                "twofactor.enabled",
+                Action.TWOFACTOR_ENABLED,
                 actor=user,
                 target=user,
                 request=request,
@@ -751,7 +752,7 @@ def _phone_changed(
     request: HttpRequest, user: User, old: object, new: object, *, email: bool
 ) -> None:
     audit.record(
-        "twofactor.phone_changed",
+        Action.TWOFACTOR_PHONE_CHANGED,
         actor=user,
         target=user,
         request=request,
@@ -786,7 +787,7 @@ def disable_sms(request: HttpRequest, user: User) -> None:
     with transaction.atomic():
         SMSDevice.objects.filter(user=user).delete()
         audit.record(
-            "twofactor.disabled",
+            Action.TWOFACTOR_DISABLED,
             actor=user,
             target=user,
             request=request,
@@ -860,7 +861,7 @@ def confirm_totp(request: HttpRequest, user: User, code: str) -> TOTPDevice:
             device.save(update_fields=["confirmed", "last_t"])
             FactorLock.objects.filter(user=user, factor=Factor.TOTP).delete()
             audit.record(
-                "twofactor.enabled",
+                Action.TWOFACTOR_ENABLED,
                 actor=user,
                 target=user,
                 request=request,
@@ -869,7 +870,7 @@ def confirm_totp(request: HttpRequest, user: User, code: str) -> TOTPDevice:
             _email(user, "factor_added", {"method": Factor.TOTP.label})
     if not ok:
         audit.record(
-            "twofactor.failed",
+            Action.TWOFACTOR_FAILED,
             actor=user,
             target=user,
             request=request,
@@ -890,7 +891,7 @@ def remove_totp(request: HttpRequest, user: User) -> None:
     with transaction.atomic():
         TOTPDevice.objects.filter(user=user).delete()
         audit.record(
-            "twofactor.disabled",
+            Action.TWOFACTOR_DISABLED,
             actor=user,
             target=user,
             request=request,
@@ -929,7 +930,7 @@ def passkey_register_complete(
             device.name = (name or "").strip()[:64] or _("Passkey")
             device.save(update_fields=["name"])
             audit.record(
-                "twofactor.enabled",
+                Action.TWOFACTOR_ENABLED,
                 actor=user,
                 target=user,
                 request=request,
@@ -960,7 +961,7 @@ def rename_passkey(request: HttpRequest, user: User, pk: int, name: str) -> WebA
         device.name = name
         device.save(update_fields=["name"])
         audit.record(
-            "twofactor.passkey_renamed",
+            Action.TWOFACTOR_PASSKEY_RENAMED,
             actor=user,
             target=user,
             request=request,
@@ -977,7 +978,7 @@ def remove_passkey(request: HttpRequest, user: User, pk: int) -> None:
         name = device.name
         device.delete()
         audit.record(
-            "twofactor.disabled",
+            Action.TWOFACTOR_DISABLED,
             actor=user,
             target=user,
             request=request,
@@ -1015,7 +1016,7 @@ def generate_recovery_codes(request: HttpRequest, user: User) -> list[str]:
         )
         FactorLock.objects.filter(user=user, factor=Factor.RECOVERY).delete()
         audit.record(
-            "twofactor.enabled",
+            Action.TWOFACTOR_ENABLED,
             actor=user,
             target=user,
             request=request,
@@ -1055,7 +1056,7 @@ def start_login(request: HttpRequest, user: User, next_url: str = "") -> Pending
             next_url=next_url[:2000],
         )
         audit.record(
-            "twofactor.required",
+            Action.TWOFACTOR_REQUIRED,
             actor=user,
             target=user,
             request=request,
@@ -1132,7 +1133,7 @@ def _login_failed(
     user = pending.user
     with transaction.atomic():
         audit.record(
-            "twofactor.failed",
+            Action.TWOFACTOR_FAILED,
             actor=user,
             target=user,
             request=request,
@@ -1221,7 +1222,7 @@ def _check_static_or_totp(user: User, method: str, code: str):
 def _recovery_code_used(request: HttpRequest, user: User, device: RecoveryCodeDevice) -> None:
     remaining = device.remaining()
     audit.record(
-        "twofactor.recovery_code_used",
+        Action.TWOFACTOR_RECOVERY_CODE_USED,
         actor=user,
         target=user,
         request=request,
@@ -1241,7 +1242,7 @@ def finish_login(request: HttpRequest, pending: PendingLogin, method: str, devic
             raise PendingLoginExpired()
         register_success(pending.user, method)
         audit.record(
-            "twofactor.verified",
+            Action.TWOFACTOR_VERIFIED,
             actor=pending.user,
             target=pending.user,
             request=request,
@@ -1330,11 +1331,11 @@ def reauthenticate(request: HttpRequest, password: str) -> None:
             retry_after=decision.retry_after,
         )
     if not user.check_password(password):
-        audit.record("twofactor.reauth_failed", actor=user, target=user, request=request)
+        audit.record(Action.TWOFACTOR_REAUTH_FAILED, actor=user, target=user, request=request)
         raise TwoFactorError(_("Your password is not correct."), code="wrong")
     with transaction.atomic():
         ratelimit.clear(REAUTH_FAILURES, key)
-        audit.record("twofactor.reauthenticated", actor=user, target=user, request=request)
+        audit.record(Action.TWOFACTOR_REAUTHENTICATED, actor=user, target=user, request=request)
     request.session[SESSION_REAUTH_AT] = clock.now().timestamp()
 
 
@@ -1356,7 +1357,7 @@ def set_require_2fa(
         organisation.require_2fa = required
         organisation.save(update_fields=["require_2fa"])
         audit.record(
-            "twofactor.policy_changed",
+            Action.TWOFACTOR_POLICY_CHANGED,
             organisation=organisation,
             actor=actor,
             target=organisation,
@@ -1385,7 +1386,7 @@ def reset_factors(request: HttpRequest, actor: User, target: User) -> None:
             expires_at=clock.now()
         )
         audit.record(
-            "twofactor.reset",
+            Action.TWOFACTOR_RESET,
             organisation=target.organisation,
             actor=actor,
             target=target,
