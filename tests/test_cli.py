@@ -1,5 +1,6 @@
 """The `sealbox` command: createuser, audit verify, manage (plans, licence)."""
 
+import getpass
 import io
 import os
 import subprocess
@@ -85,7 +86,7 @@ def test_createuser_joins_an_existing_organisation(capsys, monkeypatch):
 
 def test_createuser_prompts_twice_for_the_password(capsys, monkeypatch):
     answers = iter([GOOD, GOOD])
-    monkeypatch.setattr(cli.getpass, "getpass", lambda prompt: next(answers))
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: next(answers))
     monkeypatch.setattr(sys, "stdin", type("Tty", (), {"isatty": lambda self: True})())
     code, out, _ = run(capsys, monkeypatch, "createuser", "c@example.com", "--org", "Acme")
     assert code == 0

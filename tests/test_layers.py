@@ -35,6 +35,7 @@ APPS = {
     "twofactor",
     "exchange",
     "envelopes",
+    "signing",
     "users",
     "history",
     "api",
@@ -58,8 +59,10 @@ ALLOWED: dict[str, set[str]] = {
     "exchange": BASE | {"ratelimit", "codes", "audit", "ops", "notify", "accounts"},
     # Not twofactor, not api.
     "envelopes": BASE | {"ratelimit", "codes", "audit", "ops", "notify", "accounts", "exchange"},
+    # Signature requests reuse grants and codes as envelopes do; not twofactor, not api.
+    "signing": BASE | {"ratelimit", "codes", "audit", "ops", "notify", "accounts", "exchange"},
 }
-BELOW_USERS = ALLOWED["envelopes"] | {"envelopes", "twofactor"}
+BELOW_USERS = ALLOWED["envelopes"] | {"envelopes", "signing", "twofactor"}
 ALLOWED["users"] = BELOW_USERS
 ALLOWED["history"] = BELOW_USERS
 ALLOWED["api"] = BELOW_USERS | {"users", "history"}

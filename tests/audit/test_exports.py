@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from sealbox.audit import exports
+from sealbox.audit import exports, pdf
 from sealbox.audit import services as audit
 from sealbox.audit.models import ChainHead, Event
 
@@ -177,7 +177,7 @@ def pdf_pages(data: bytes) -> list[str]:
 
 @pytest.fixture
 def helvetica(monkeypatch):
-    monkeypatch.setattr(exports, "_fonts", lambda: ("Helvetica", "Helvetica-Bold"))
+    monkeypatch.setattr(pdf, "_fonts", lambda: ("Helvetica", "Helvetica-Bold"))
 
 
 @pytest.mark.django_db

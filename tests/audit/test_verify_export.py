@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -172,7 +172,7 @@ def test_a_modified_and_rehashed_line_fails_at_the_next_line(clock, events):
     item = json.loads(lines[2])
     item["actor_label"] = "mallory@example.com"
     fake = Event(**{key: item[key] for key in exports.EVENT_FIELDS if key != "created_at"})
-    fake.created_at = exports.datetime.fromisoformat(item["created_at"])
+    fake.created_at = datetime.fromisoformat(item["created_at"])
     lines[2] = edit(
         lines[2], actor_label=item["actor_label"], hash=audit.compute_hash(item["prev_hash"], fake)
     )

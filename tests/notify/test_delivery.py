@@ -21,10 +21,11 @@ from django.db import connections
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from sealbox.audit import services as audit
 from sealbox.audit.models import Event
 from sealbox.client import messages as client
 from sealbox.history import services as history
-from sealbox.notify import keystore, sms
+from sealbox.notify import delivery, keystore, sms
 from sealbox.notify import services as notify
 from sealbox.notify.models import OutboxMessage
 from sealbox.ops import services as ops
@@ -313,14 +314,14 @@ def test_a_worker_whose_claim_was_taken_over_cannot_record_a_failure(mailbox, da
     second = notify.claim(str(queued.pk), "email")
     assert second is not None and second.message.attempts == 2
     # The first worker comes back with a failure: it changes nothing, erases nothing.
-    assert notify._finish_claimed(first.message, "failed", "late error") is False
-    assert notify._retry_later(first.message, "late 451") is False
+    assert delivery._finish_claimed(first.message, "failed", "late error") is False
+    assert delivery._retry_later(first.message, "late 451") is False
     assert keystore.load(queued.pk) is not None
     queued.refresh_from_db()
     assert (queued.status, queued.attempts) == ("sending", 2)
     # A success is the truth whoever reports it: the message went out.
-    assert notify._finish_claimed(first.message, "sent") is True
-    assert notify._finish_claimed(second.message, "sent") is False
+    assert delivery._finish_claimed(first.message, "sent") is True
+    assert delivery._finish_claimed(second.message, "sent") is False
     assert Event.objects.filter(action="email.sent").count() == 1
     assert keystore.load(queued.pk) is None
 
@@ -566,7 +567,7 @@ def test_a_success_that_could_not_be_recorded_is_sent_again_not_called_failed(
     from django.db import OperationalError
 
     queued = queue()
-    real_record = notify.audit.record
+    real_record = audit.record
     down = {"email.sent": 1}
 
     def flaky_record(action, **kwargs):
@@ -575,7 +576,7 @@ def test_a_success_that_could_not_be_recorded_is_sent_again_not_called_failed(
             raise OperationalError("server closed the connection unexpectedly")
         return real_record(action, **kwargs)
 
-    monkeypatch.setattr(notify.audit, "record", flaky_record)
+    monkeypatch.setattr(audit, "record", flaky_record)
     with pytest.raises(OperationalError):
         notify.deliver(str(queued.pk), "email")
     queued.refresh_from_db()
@@ -598,7 +599,7 @@ def test_a_failure_that_could_not_be_recorded_is_erased_all_the_same(
 
     mailbox.refuse_rcpt = "550 5.1.1 No such user"
     queued = queue()
-    real_record = notify.audit.record
+    real_record = audit.record
     down = {"email.failed": 1}
 
     def flaky_record(action, **kwargs):
@@ -607,7 +608,7 @@ def test_a_failure_that_could_not_be_recorded_is_erased_all_the_same(
             raise OperationalError("server closed the connection unexpectedly")
         return real_record(action, **kwargs)
 
-    monkeypatch.setattr(notify.audit, "record", flaky_record)
+    monkeypatch.setattr(audit, "record", flaky_record)
     with pytest.raises(OperationalError):
         notify.deliver(str(queued.pk), "email")
     assert keystore.load(queued.pk) is None  # erasure first

@@ -17,6 +17,7 @@ from django.utils.translation import ngettext
 from sealbox import clock
 from sealbox.accounts.services import SESSION_AUTHENTICATED_AT, AccountError
 from sealbox.audit import services as audit
+from sealbox.audit.actions import Action
 from sealbox.ratelimit import services as ratelimit
 from sealbox.ratelimit.services import Rule
 
@@ -80,9 +81,9 @@ def reauthenticate(request: HttpRequest, password: str) -> None:
     # The actions keep their first names ("twofactor.…"): the log already holds them and
     # History reads them; only their home moved.
     if not user.check_password(password):
-        audit.record("twofactor.reauth_failed", actor=user, target=user, request=request)
+        audit.record(Action.TWOFACTOR_REAUTH_FAILED, actor=user, target=user, request=request)
         raise AccountError(_("Your password is not correct."), field="password")
     with transaction.atomic():
         ratelimit.clear(REAUTH_FAILURES, key)
-        audit.record("twofactor.reauthenticated", actor=user, target=user, request=request)
+        audit.record(Action.TWOFACTOR_REAUTHENTICATED, actor=user, target=user, request=request)
     mark_authenticated(request)

@@ -29,6 +29,7 @@ from sealbox.accounts.models import (
     normalize_email,
 )
 from sealbox.audit import services as audit
+from sealbox.audit.actions import Action
 from sealbox.http import client_ip
 from sealbox.notify import services as notify
 from sealbox.ratelimit import services as ratelimit
@@ -148,7 +149,7 @@ def get_or_create_organisation(
                     default_expiry_days=min(7, plan.max_retention_days),
                 )
                 audit.record(
-                    "organisation.created",
+                    Action.ORGANISATION_CREATED,
                     organisation=organisation,
                     target=organisation,
                     details={"plan": plan.name},
@@ -189,7 +190,10 @@ def set_licence(
         with transaction.atomic():
             organisation.save()
             audit.record(
-                "licence.changed", organisation=organisation, target=organisation, details=changes
+                Action.LICENCE_CHANGED,
+                organisation=organisation,
+                target=organisation,
+                details=changes,
             )
     return organisation
 
@@ -271,7 +275,7 @@ def create_user(
             is_superuser=is_staff,
         )
         audit.record(
-            "user.created",
+            Action.USER_CREATED,
             organisation=organisation,
             actor=actor,
             target=user,
@@ -296,7 +300,11 @@ def update_profile(user: User, request: HttpRequest | None = None, **values) -> 
     with transaction.atomic():
         user.save(update_fields=changed)
         audit.record(
-            "profile.updated", actor=user, target=user, request=request, details={"fields": changed}
+            Action.PROFILE_UPDATED,
+            actor=user,
+            target=user,
+            request=request,
+            details={"fields": changed},
         )
     return changed
 
@@ -307,7 +315,7 @@ def change_password(request: HttpRequest, user: User, new_password: str) -> None
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password"])
-        audit.record("password.changed", actor=user, target=user, request=request)
+        audit.record(Action.PASSWORD_CHANGED, actor=user, target=user, request=request)
         email_security_notice(
             user, _lazy(gettext_noop("The password of your account was changed."))
         )
@@ -331,13 +339,13 @@ def request_password_reset(request: HttpRequest, email: str) -> bool:
     user = User.objects.filter(email=email, is_active=True).first()
     if user is None:
         audit.record(
-            "password.reset_requested",
+            Action.PASSWORD_RESET_REQUESTED,
             request=request,
             actor_type="anonymous",
             details={"email": email, "known": False},
         )
     else:
-        audit.record("password.reset_requested", actor=user, target=user, request=request)
+        audit.record(Action.PASSWORD_RESET_REQUESTED, actor=user, target=user, request=request)
     return True
 
 
@@ -402,7 +410,7 @@ def record_password_reset(request: HttpRequest, user: User) -> None:
 
     with transaction.atomic():
         PasswordReset.objects.filter(user=user, used_at__isnull=True).update(used_at=clock.now())
-        audit.record("password.reset", actor=user, target=user, request=request)
+        audit.record(Action.PASSWORD_RESET, actor=user, target=user, request=request)
     email_security_notice(
         user, _lazy(gettext_noop("The password of your account was reset with an email link."))
     )
@@ -472,7 +480,7 @@ def check_password(request: HttpRequest, email: str, password: str) -> LoginResu
             known = User.objects.filter(email=email).first()
             if known is not None:
                 audit.record(
-                    "login.failed",
+                    Action.LOGIN_FAILED,
                     actor=known,
                     target=known,
                     request=request,
@@ -480,7 +488,7 @@ def check_password(request: HttpRequest, email: str, password: str) -> LoginResu
                 )
             else:
                 audit.record(
-                    "login.failed",
+                    Action.LOGIN_FAILED,
                     request=request,
                     actor_type="anonymous",
                     actor_label=email,
@@ -505,7 +513,7 @@ def complete_login(request: HttpRequest, user: User) -> None:
         request.session[SESSION_LOGIN_AT] = now
         request.session[SESSION_SEEN_AT] = now
         request.session[SESSION_AUTHENTICATED_AT] = now
-        audit.record("login.succeeded", actor=user, target=user, request=request)
+        audit.record(Action.LOGIN_SUCCEEDED, actor=user, target=user, request=request)
         record_session(request, user)
 
 
@@ -513,7 +521,7 @@ def log_out(request: HttpRequest, *, reason: str = "") -> None:
     user = request.user
     if user.is_authenticated:
         audit.record(
-            "logout",
+            Action.LOGOUT,
             actor=user,
             target=user,
             request=request,
@@ -642,7 +650,7 @@ def log_out_other_sessions(request: HttpRequest, user: User) -> int:
     with transaction.atomic():
         count = end_sessions(user, keep=request.session.session_key)
         audit.record(
-            "sessions.logged_out_others",
+            Action.SESSIONS_LOGGED_OUT_OTHERS,
             actor=user,
             target=user,
             request=request,
@@ -735,7 +743,7 @@ def create_api_token(request: HttpRequest | None, user: User, name: str, days: i
             expires_at=now + timedelta(days=days),
         )
         audit.record(
-            "api_token.created",
+            Action.API_TOKEN_CREATED,
             actor=user,
             target=user,
             request=request,
@@ -765,7 +773,7 @@ def revoke_api_token(request: HttpRequest | None, user: User, pk: int) -> None:
         token.revoked_at = clock.now()
         token.save(update_fields=["revoked_at"])
         audit.record(
-            "api_token.revoked",
+            Action.API_TOKEN_REVOKED,
             actor=user,
             target=user,
             request=request,
@@ -898,7 +906,7 @@ def request_email_change(request: HttpRequest, user: User, new_email: str, passw
             expires_at=now + EMAIL_CHANGE_LIFETIME,
         )
         audit.record(
-            "email.change_requested",
+            Action.EMAIL_CHANGE_REQUESTED,
             actor=user,
             target=user,
             request=request,
@@ -961,7 +969,7 @@ def confirm_email_change(request: HttpRequest, token: str) -> User:
         user.email = change.new_email
         user.save(update_fields=["email"])
         audit.record(
-            "email.changed",
+            Action.EMAIL_CHANGED,
             actor=user,
             target=user,
             request=request,
@@ -1020,7 +1028,7 @@ def update_preferences(user: User, request: HttpRequest | None = None, **values)
     with transaction.atomic():
         preferences.save()
         audit.record(
-            "preferences.updated",
+            Action.PREFERENCES_UPDATED,
             actor=user,
             target=user,
             request=request,

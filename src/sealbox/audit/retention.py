@@ -17,9 +17,9 @@ from django.db import transaction
 from sealbox import clock
 from sealbox.audit import sealing
 from sealbox.audit import services as audit
+from sealbox.audit.actions import Action
 from sealbox.audit.models import ChainHead, Checkpoint, Event
 
-CHECKPOINT_ACTION = "audit.retention_checkpoint"
 logger = logging.getLogger(__name__)
 
 
@@ -144,7 +144,7 @@ def _store_checkpoint(organisation, last: Event, now: datetime) -> int:
         signature=sealing.sign(organisation, payload),
     )
     audit.record(
-        CHECKPOINT_ACTION,
+        Action.AUDIT_RETENTION_CHECKPOINT,
         organisation=organisation,
         details={"seq": last.seq, "hash": last.hash, "removed": count},
     )

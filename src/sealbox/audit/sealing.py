@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 
 from sealbox import clock, keys
 from sealbox.audit import services as audit
+from sealbox.audit.actions import Action
 from sealbox.audit.models import SealingKey
 
 T = TypeVar("T")
@@ -124,7 +125,7 @@ def sealing_key(organisation: Any) -> SealingKey:
                 created_at=clock.now(),
             )
             audit.record(
-                "audit.sealing_key_created",
+                Action.AUDIT_SEALING_KEY_CREATED,
                 organisation=organisation,
                 target=stored,
                 details={
@@ -190,7 +191,7 @@ def reencrypt(stored: SealingKey) -> bool:
         )
         if changed:
             audit.record(
-                "audit.sealing_key_reencrypted",
+                Action.AUDIT_SEALING_KEY_REENCRYPTED,
                 organisation=stored.organisation,
                 target=stored,
                 details={"sha256_fingerprint": fingerprint(load_certificate(stored))},

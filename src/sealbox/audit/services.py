@@ -18,6 +18,7 @@ from typing import Any
 from django.db import transaction
 
 from sealbox import clock
+from sealbox.audit.actions import Action
 from sealbox.audit.models import GENESIS_HASH, ActorType, ChainHead, Event
 from sealbox.http import client_ip, normalise_ip, user_agent
 
@@ -109,7 +110,7 @@ def hash_matches(prev_hash: str, event: Any, expected: str) -> bool:
 
 
 def record(
-    action: str,
+    action: Action | str,
     *,
     organisation: Any = None,
     actor: Any = None,
@@ -128,6 +129,7 @@ def record(
     `actor` may be a user; `target` any model instance. Never put codes, passwords,
     link secrets or content in `details`.
     """
+    action = str(action)  # an `Action` member is stored as its value
     if actor is not None:
         actor_type = actor_type or ActorType.USER
         actor_id = actor_id or str(actor.pk)

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from sealbox import clock
 from sealbox.accounts.models import User
 from sealbox.audit import services as audit
+from sealbox.audit.actions import Action
 from sealbox.envelopes.models import (
     Envelope,
     EnvelopeLink,
@@ -321,7 +322,7 @@ def create_envelope(
         )
         links = _create_links(envelope, spec, phones)
         audit.record(
-            "envelope.created",
+            Action.ENVELOPE_CREATED,
             actor=owner,
             target=envelope,
             request=request,
@@ -375,7 +376,7 @@ def _deliver(envelope: Envelope, links: list[EnvelopeLink], request: HttpRequest
             envelope, link, link_url(link), opening_code=getattr(link, "opening_code", "")
         )
         audit.record(
-            "envelope.link_queued",
+            Action.ENVELOPE_LINK_QUEUED,
             actor=envelope.owner,
             target=envelope,
             request=request,
@@ -443,7 +444,7 @@ def close_envelope(
         envelope.state = EnvelopeState.CLOSED
         envelope.closed_at = now
         audit.record(
-            "envelope.closed",
+            Action.ENVELOPE_CLOSED,
             actor=user,
             organisation=envelope.organisation,
             target=envelope,
@@ -482,7 +483,7 @@ def unlock_link(
         if unlocked:
             ratelimit.clear(START_FAILURES_PER_LINK, link.token)
             audit.record(
-                "envelope.link_unlocked",
+                Action.ENVELOPE_LINK_UNLOCKED,
                 actor=user,
                 target=envelope,
                 request=request,
@@ -654,11 +655,11 @@ def start(
         locked: list[int] = []
 
         def record(_error: str) -> None:
-            _record_submitter(link, "envelope.verification_failed", request)
+            _record_submitter(link, Action.ENVELOPE_VERIFICATION_FAILED, request)
             failures = exchange.count_proof_failure(EnvelopeLink, link.pk)
             if failures is not None:
                 locked.append(failures)
-                _record_submitter(link, "envelope.link_locked", request, failures=failures)
+                _record_submitter(link, Action.ENVELOPE_LINK_LOCKED, request, failures=failures)
 
         error = check_within_limits(
             limits,
@@ -676,7 +677,7 @@ def start(
         first = EnvelopeLink.objects.filter(pk=link.pk, first_opened_at__isnull=True).update(
             first_opened_at=clock.now()
         )
-        _record_submitter(link, "envelope.opened", request)
+        _record_submitter(link, Action.ENVELOPE_OPENED, request)
         if first and link.envelope.notify_on_use:
             from sealbox.envelopes import notifications
 
@@ -888,7 +889,7 @@ def finalise_submission(
         for target, extra in ((sealed, {"submission": sealed.reference}), (None, {})):
             _record_submitter(
                 link,
-                "envelope.submitted",
+                Action.ENVELOPE_SUBMITTED,
                 request,
                 target=target,
                 label=submission.email,
@@ -925,7 +926,7 @@ def record_expired(now: datetime | None = None) -> int:
             if not claimed:
                 continue
             audit.record(
-                "envelope.expired",
+                Action.ENVELOPE_EXPIRED,
                 organisation=envelope.organisation,
                 target=envelope,
                 details={"reference": envelope.reference},

@@ -14,6 +14,7 @@ from datetime import datetime
 from django.http import HttpRequest
 
 from sealbox.audit import services as audit
+from sealbox.audit.actions import Action
 from sealbox.exchange.models import Grant, Message, Verification
 from sealbox.notify import services as notify
 
@@ -87,7 +88,7 @@ def send_recipient_notification(
     # Queued, not sent: the outbox records email.sent (or email.failed) when the mail
     # server answered.
     audit.record(
-        "notification.queued",
+        Action.NOTIFICATION_QUEUED,
         organisation=message.organisation,
         actor=message.sender,
         target=message,

@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from sealbox import clock, keys
 from sealbox.accounts.models import Organisation, User
 from sealbox.audit import services as audit
+from sealbox.audit.actions import Action
 from sealbox.crypto import CryptoError, links
 from sealbox.crypto.grants import SERVER_SECRET_LENGTH, WRAPPED_KEY_LENGTH
 from sealbox.errors import ExchangeError
@@ -400,7 +401,7 @@ def create_message(
                 opening_codes[grant.token] = set_opening_code(grant)
             grant.save()
         audit.record(
-            "message.created",
+            Action.MESSAGE_CREATED,
             actor=sender,
             target=message,
             request=request,
@@ -638,7 +639,7 @@ def finalise(
         mark_sent(message)
         hold_monthly_quota(message.organisation)
         audit.record(
-            "message.sent",
+            Action.MESSAGE_SENT,
             actor=sender,
             target=message,
             request=request,
@@ -942,9 +943,9 @@ def sealed_for_someone_else(grant: Grant, user) -> bool:
 
 
 OPENED_ACTIONS = {
-    MessageKind.MESSAGE: "message.opened",
-    MessageKind.ENVELOPE: "submission.opened",
-    MessageKind.REPLY: "reply.opened",
+    MessageKind.MESSAGE: Action.MESSAGE_OPENED,
+    MessageKind.ENVELOPE: Action.SUBMISSION_OPENED,
+    MessageKind.REPLY: Action.REPLY_OPENED,
 }
 
 
@@ -1001,14 +1002,14 @@ def check_proof(
     def record(failure: tuple[str, str]) -> None:
         _record_recipient(
             grant,
-            "grant.verification_failed",
+            Action.GRANT_VERIFICATION_FAILED,
             request,
             details={"method": method, "reason": failure[0]},
         )
         failures = count_proof_failure(Grant, grant.pk)
         if failures is not None:
             locked.append(failures)
-            _record_recipient(grant, "grant.locked", request, details={"failures": failures})
+            _record_recipient(grant, Action.GRANT_LOCKED, request, details={"failures": failures})
 
     failure = check_within_limits(_unlock_limits(grant, ip), wrong, record)
     if locked:
@@ -1156,7 +1157,10 @@ def authorised_download(authorisation: str) -> tuple[Grant, Blob]:
 def record_download(grant: Grant, blob: Blob, request: HttpRequest | None) -> None:
     if blob.kind == BlobKind.FILE:
         _record_recipient(
-            grant, "file.downloaded", request, details={"file": blob.file_ref, "bytes": blob.size}
+            grant,
+            Action.FILE_DOWNLOADED,
+            request,
+            details={"file": blob.file_ref, "bytes": blob.size},
         )
 
 
@@ -1271,7 +1275,7 @@ def finalise_reply(
             (reply.parent, {"reference": reply.parent.reference, "reply": reply.reference}),
         ):
             audit.record(
-                "reply.sent",
+                Action.REPLY_SENT,
                 organisation=reply.organisation,
                 actor_type="recipient",
                 actor_id=str(reply.replied_by_id),
@@ -1309,7 +1313,7 @@ def delete_message(user: User, message: Message, *, request: HttpRequest | None 
         message.state = MessageState.DELETED
         message.deleted_at = now
         audit.record(
-            "message.deleted",
+            Action.MESSAGE_DELETED,
             actor=user,
             target=message,
             request=request,
@@ -1337,7 +1341,7 @@ def unlock_grant(
         if unlocked:
             ratelimit.clear(UNLOCK_FAILURES_PER_GRANT, grant.token)
             audit.record(
-                "grant.unlocked",
+                Action.GRANT_UNLOCKED,
                 actor=user,
                 target=message,
                 request=request,
@@ -1496,7 +1500,7 @@ def purge(now: datetime | None = None) -> PurgeReport:
             if not _wipe(grant, now):
                 continue  # wiped meanwhile (another purge, the last open, a deletion)
             if grant.expires_at <= now and not grant.revoked_at:
-                _record_recipient(grant, "grant.expired", None)
+                _record_recipient(grant, Action.GRANT_EXPIRED, None)
         report.grants_wiped += 1
     finished = Message.objects.filter(state=MessageState.SENT, blobs_deleted_at__isnull=True)
     for message in finished.select_related("organisation"):
@@ -1511,7 +1515,7 @@ def purge(now: datetime | None = None) -> PurgeReport:
 
         def record_expiry(message: Message = message) -> None:
             audit.record(
-                "message.expired",
+                Action.MESSAGE_EXPIRED,
                 organisation=message.organisation,
                 target=message,
                 details={"reference": message.reference},

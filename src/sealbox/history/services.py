@@ -16,6 +16,8 @@ from django.utils.translation import gettext_lazy as _
 
 from sealbox import clock
 from sealbox.accounts.models import User
+from sealbox.audit import actions
+from sealbox.audit.actions import Action
 from sealbox.audit.models import Event
 from sealbox.exchange.models import (
     BlobKind,
@@ -24,7 +26,6 @@ from sealbox.exchange.models import (
     MessageKind,
     MessageState,
     Verification,
-    reference_for,
 )
 
 PAGE_SIZE = 50
@@ -55,51 +56,14 @@ KIND_LABELS = {
     "signature": _("Signature"),
 }
 
-ACTIVITY_LABELS = {
-    "message.created": _("Message prepared"),
-    "message.sent": _("Message sent"),
-    "notification.queued": _("Notification email queued for sending"),
-    # Recorded at queue time by older releases.
-    "notification.sent": _("Notification email sent"),
-    "email.sent": _("Email accepted by the mail server"),
-    "email.deferred": _("Email delayed: Sealbox will try again"),
-    "email.failed": _("Email not delivered"),
-    "sms.sent": _("SMS accepted by the SMS gateway"),
-    "sms.deferred": _("SMS delayed: Sealbox will try again"),
-    "sms.failed": _("SMS not delivered"),
-    "twofactor.code_queued": _("Verification code queued for sending"),
-    "twofactor.code_sent": _("Verification code sent"),
-    "grant.verification_failed": _("Verification failed"),
-    "grant.locked": _("Link locked after too many wrong attempts"),
-    "grant.unlocked": _("Link unlocked"),
-    "envelope.link_locked": _("Link locked after too many wrong attempts"),
-    "envelope.link_unlocked": _("Link unlocked"),
-    "message.opened": _("Opened"),
-    "file.downloaded": _("File downloaded"),
-    "grant.expired": _("Link expired"),
-    "message.expired": _("Message expired"),
-    "message.deleted": _("Deleted"),
-    "envelope.submitted": _("Envelope submitted"),
-    "submission.opened": _("Submission opened"),
-    "reply.sent": _("Reply sent"),
-    "reply.opened": _("Reply opened"),
-}
-
 
 def activity_label(action: str) -> str:
-    return str(ACTIVITY_LABELS.get(action, action))
-
-
-# Events whose "to" says who the email was for: shown beside the activity, so that a
-# failure names the address (a recipient's link, or the sender's own notice).
-ADDRESSED_ACTIONS = frozenset(
-    {"notification.queued", "notification.sent", "email.sent", "email.deferred", "email.failed"}
-)
+    return actions.label(action)
 
 
 def event_label(event: Event) -> str:
     label = activity_label(event.action)
-    to = (event.details or {}).get("to") if event.action in ADDRESSED_ACTIONS else ""
+    to = (event.details or {}).get("to") if event.action in actions.ADDRESSED else ""
     return f"{label} ({to})" if to else label
 
 
@@ -249,7 +213,7 @@ def undelivered_grants(message_ids: list[int]) -> set[int]:
         Event.objects.filter(
             target_type="message",
             target_id__in=[str(i) for i in message_ids],
-            action="email.failed",
+            action=Action.EMAIL_FAILED,
         )
         .values_list("details__reference", flat=True)
         .order_by()
@@ -370,7 +334,7 @@ def downloads_per_file(message: Message) -> list[tuple[int, int, int]]:
     """(file number, size, downloads) for each file of the message, in upload order."""
     counts = dict(
         Event.objects.filter(
-            target_type="message", target_id=str(message.pk), action="file.downloaded"
+            target_type="message", target_id=str(message.pk), action=Action.FILE_DOWNLOADED
         )
         .values_list("details__file")
         .annotate(n=Count("id"))
@@ -447,104 +411,3 @@ def statistics(admin: User, filters: Filters) -> list[UserStatistics]:
             )
         )
     return result
-
-
-# --- Exports ------------------------------------------------------------------------------
-
-
-def export_headers() -> list[str]:
-    return [str(label) for _key, label in COLUMNS]
-
-
-def export_rows(user: User, filters: Filters) -> Iterator[list]:
-    """Every row of the selection (no paging), dates in the user's time zone.
-
-    Plain tuples and labels translated once: an export of 100,000 rows must not build
-    300,000 model instances nor call gettext for every cell."""
-    zone = zoneinfo.ZoneInfo(user.time_zone)
-
-    def local(moment: datetime | None) -> datetime | None:
-        # Naive local times: a streamed export is written after the request's time zone
-        # is gone, so the conversion happens here.
-        return moment.astimezone(zone).replace(tzinfo=None) if moment else None
-
-    status_labels = {key: str(label) for key, label in Status.LABELS.items()}
-    code_labels = {key: str(label) for key, label in Verification.choices}
-    kind_labels = {key: str(label) for key, label in KIND_LABELS.items()}
-    query = ordered(visible_grants(user, filters)).values_list(
-        "id",
-        "message_id",
-        "message__public_id",
-        "message__kind",
-        "message__sent_at",
-        "expires_at",
-        "message__state",
-        "revoked_at",
-        "opens",
-        "message__subject",
-        "message__sender__first_name",
-        "message__sender__last_name",
-        "message__sender__email",
-        "email",
-        "verification",
-        "message__file_count",
-        "message__submission__email",
-        "message__replied_by__email",
-    )
-    now = clock.now()
-    for batch in batched(query.iterator(chunk_size=BATCH), BATCH):
-        message_ids = [row[1] for row in batch]
-        activity = activity_of(message_ids)
-        undelivered = undelivered_grants(message_ids)
-        for (
-            grant_id,
-            message_id,
-            public_id,
-            kind,
-            sent_at,
-            expires_at,
-            state,
-            revoked_at,
-            opens,
-            subject,
-            first_name,
-            last_name,
-            sender_email,
-            email,
-            verification,
-            files,
-            submitter,
-            replier,
-        ) in batch:
-            latest_at, activity_count = activity.get(message_id, (None, 0))
-            member = f"{first_name} {last_name}".strip() or sender_email
-            status = derived_status(
-                deleted=state == MessageState.DELETED or bool(revoked_at),
-                opens=opens,
-                expired=expires_at <= now,
-                undelivered=grant_id in undelivered,
-            )
-            yield [
-                reference_for(public_id, kind),
-                local(sent_at),
-                local(latest_at),
-                local(expires_at),
-                status_labels[status],
-                subject,
-                from_label(kind, member, submitter or "", replier or ""),
-                email if kind == MessageKind.MESSAGE else member,
-                code_labels.get(verification, verification),
-                files,
-                opens,
-                activity_count,
-                kind_labels.get(kind, kind),
-            ]
-
-
-def export_range(user: User, filters: Filters) -> tuple[datetime, datetime]:
-    """The events' time range of a JSON Lines export: the filter's days, or everything."""
-    start, end = local_bounds(filters, user.time_zone)
-    return (
-        start or datetime(2000, 1, 1, tzinfo=zoneinfo.ZoneInfo("UTC")),
-        end or clock.now() + timedelta(seconds=1),
-    )

@@ -13,7 +13,9 @@ from sealbox import clock
 from sealbox.accounts.models import User
 from sealbox.audit import exports, sealing
 from sealbox.audit import services as audit
+from sealbox.audit.actions import Action
 from sealbox.exchange import services as exchange
+from sealbox.history import exports as history_exports
 from sealbox.history import services
 from sealbox.history.forms import HistoryFilterForm
 
@@ -103,7 +105,7 @@ def export_view(request, kind: str):
             )
     with transaction.atomic():
         audit.record(
-            "history.exported",
+            Action.HISTORY_EXPORTED,
             actor=user,
             request=request,
             details={
@@ -117,19 +119,21 @@ def export_view(request, kind: str):
     stamp = clock.now().strftime("%Y%m%d-%H%M")
     name = f"sealbox-{slugify(user.organisation.name)}-{stamp}.{kind}"
     if kind == "csv":
-        rows = services.export_rows(user, filters)
-        content = exports.stream_csv(services.export_headers(), rows)
+        rows = history_exports.export_rows(user, filters)
+        content = exports.stream_csv(history_exports.export_headers(), rows)
         response = StreamingHttpResponse(content, content_type=EXPORT_TYPES[kind])
     elif kind == "jsonl":
-        start, end = services.export_range(user, filters)
+        start, end = history_exports.export_range(user, filters)
         content = exports.stream_events_jsonl(user.organisation, start, end)
         response = StreamingHttpResponse(content, content_type=EXPORT_TYPES[kind])
     else:
         # Written to a temporary file on disk, then streamed: never whole in memory.
         spool = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it
-        rows = services.export_rows(user, filters)
+        rows = history_exports.export_rows(user, filters)
         if kind == "xlsx":
-            exports.write_xlsx(services.export_headers(), rows, spool, sheet_title=_("History"))
+            exports.write_xlsx(
+                history_exports.export_headers(), rows, spool, sheet_title=_("History")
+            )
         else:
             title = _("Sealbox activity log — %(organisation)s") % {
                 "organisation": user.organisation.name
@@ -137,7 +141,7 @@ def export_view(request, kind: str):
             exports.write_pdf(
                 title,
                 export_subtitle(filters),
-                services.export_headers(),
+                history_exports.export_headers(),
                 rows,
                 spool,
                 organisation=user.organisation,

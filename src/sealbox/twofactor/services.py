@@ -38,6 +38,7 @@ from sealbox.accounts import reauth
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import Organisation, User
 from sealbox.audit import services as audit
+from sealbox.audit.actions import Action
 from sealbox.http import client_ip
 from sealbox.notify import services as notify
 from sealbox.notify import sms_tasks
@@ -321,7 +322,7 @@ def send_code(
             # Queued, not sent: the outbox records sms.sent / email.sent (or failed) when
             # the gateway answered, and marks the code's delivery.
             audit.record(
-                "twofactor.code_queued",
+                Action.TWOFACTOR_CODE_QUEUED,
                 organisation=organisation,
                 actor=user,
                 target=target if target is not None else user,
@@ -417,7 +418,7 @@ def mark_delivery(reference: str, delivery: str, reason: str = "", *, channel: s
             ratelimit.clear(SMS_PER_BINDING, row.binding)
         if delivery == CodeDelivery.FAILED and channel == "sms":
             audit.record(
-                "twofactor.sms_failed",
+                Action.TWOFACTOR_SMS_FAILED,
                 actor=row.user,
                 target=row.user,
                 details={"to": mask_phone(row.phone), "reason": reason[:200]},
@@ -555,7 +556,7 @@ def confirm_factor_failure(user: User, factor: str, request: HttpRequest | None 
         ).update(locked_at=clock.now())
         if newly_locked:
             audit.record(
-                "twofactor.locked",
+                Action.TWOFACTOR_LOCKED,
                 actor=user,
                 target=user,
                 request=request,
@@ -714,7 +715,7 @@ def confirm_phone(request: HttpRequest, user: User, code: str) -> SMSDevice:
     result = check_code(phone_binding(device), code)
     if result is not CodeResult.OK:
         audit.record(
-            "twofactor.failed",
+            Action.TWOFACTOR_FAILED,
             actor=user,
             target=user,
             request=request,
@@ -734,7 +735,7 @@ def confirm_phone(request: HttpRequest, user: User, code: str) -> SMSDevice:
         FactorLock.objects.filter(user=user, factor=Factor.SMS).delete()
         if previous is None:
             audit.record(
-                "twofactor.enabled",
+                Action.TWOFACTOR_ENABLED,
                 actor=user,
                 target=user,
                 request=request,
@@ -753,7 +754,7 @@ def _phone_changed(
     request: HttpRequest, user: User, old: object, new: object, *, email: bool
 ) -> None:
     audit.record(
-        "twofactor.phone_changed",
+        Action.TWOFACTOR_PHONE_CHANGED,
         actor=user,
         target=user,
         request=request,
@@ -790,7 +791,7 @@ def disable_sms(request: HttpRequest, user: User) -> None:
     with transaction.atomic():
         SMSDevice.objects.filter(user=user).delete()
         audit.record(
-            "twofactor.disabled",
+            Action.TWOFACTOR_DISABLED,
             actor=user,
             target=user,
             request=request,
@@ -864,7 +865,7 @@ def confirm_totp(request: HttpRequest, user: User, code: str) -> TOTPDevice:
             device.save(update_fields=["confirmed", "last_t"])
             FactorLock.objects.filter(user=user, factor=Factor.TOTP).delete()
             audit.record(
-                "twofactor.enabled",
+                Action.TWOFACTOR_ENABLED,
                 actor=user,
                 target=user,
                 request=request,
@@ -873,7 +874,7 @@ def confirm_totp(request: HttpRequest, user: User, code: str) -> TOTPDevice:
             _email(user, "factor_added", {"method": Factor.TOTP.label})
     if not ok:
         audit.record(
-            "twofactor.failed",
+            Action.TWOFACTOR_FAILED,
             actor=user,
             target=user,
             request=request,
@@ -894,7 +895,7 @@ def remove_totp(request: HttpRequest, user: User) -> None:
     with transaction.atomic():
         TOTPDevice.objects.filter(user=user).delete()
         audit.record(
-            "twofactor.disabled",
+            Action.TWOFACTOR_DISABLED,
             actor=user,
             target=user,
             request=request,
@@ -933,7 +934,7 @@ def passkey_register_complete(
             device.name = (name or "").strip()[:64] or _("Passkey")
             device.save(update_fields=["name"])
             audit.record(
-                "twofactor.enabled",
+                Action.TWOFACTOR_ENABLED,
                 actor=user,
                 target=user,
                 request=request,
@@ -964,7 +965,7 @@ def rename_passkey(request: HttpRequest, user: User, pk: int, name: str) -> WebA
         device.name = name
         device.save(update_fields=["name"])
         audit.record(
-            "twofactor.passkey_renamed",
+            Action.TWOFACTOR_PASSKEY_RENAMED,
             actor=user,
             target=user,
             request=request,
@@ -981,7 +982,7 @@ def remove_passkey(request: HttpRequest, user: User, pk: int) -> None:
         name = device.name
         device.delete()
         audit.record(
-            "twofactor.disabled",
+            Action.TWOFACTOR_DISABLED,
             actor=user,
             target=user,
             request=request,
@@ -1019,7 +1020,7 @@ def generate_recovery_codes(request: HttpRequest, user: User) -> list[str]:
         )
         FactorLock.objects.filter(user=user, factor=Factor.RECOVERY).delete()
         audit.record(
-            "twofactor.enabled",
+            Action.TWOFACTOR_ENABLED,
             actor=user,
             target=user,
             request=request,
@@ -1059,7 +1060,7 @@ def start_login(request: HttpRequest, user: User, next_url: str = "") -> Pending
             next_url=next_url[:2000],
         )
         audit.record(
-            "twofactor.required",
+            Action.TWOFACTOR_REQUIRED,
             actor=user,
             target=user,
             request=request,
@@ -1136,7 +1137,7 @@ def _login_failed(
     user = pending.user
     with transaction.atomic():
         audit.record(
-            "twofactor.failed",
+            Action.TWOFACTOR_FAILED,
             actor=user,
             target=user,
             request=request,
@@ -1225,7 +1226,7 @@ def _check_static_or_totp(user: User, method: str, code: str):
 def _recovery_code_used(request: HttpRequest, user: User, device: RecoveryCodeDevice) -> None:
     remaining = device.remaining()
     audit.record(
-        "twofactor.recovery_code_used",
+        Action.TWOFACTOR_RECOVERY_CODE_USED,
         actor=user,
         target=user,
         request=request,
@@ -1245,7 +1246,7 @@ def finish_login(request: HttpRequest, pending: PendingLogin, method: str, devic
             raise PendingLoginExpired()
         register_success(pending.user, method)
         audit.record(
-            "twofactor.verified",
+            Action.TWOFACTOR_VERIFIED,
             actor=pending.user,
             target=pending.user,
             request=request,
@@ -1314,7 +1315,7 @@ def set_require_2fa(
         organisation.require_2fa = required
         organisation.save(update_fields=["require_2fa"])
         audit.record(
-            "twofactor.policy_changed",
+            Action.TWOFACTOR_POLICY_CHANGED,
             organisation=organisation,
             actor=actor,
             target=organisation,
@@ -1340,7 +1341,7 @@ def phone_changed_by_admin(
     """An administrator changed the number on file (users' edit page, in its
     transaction): the SMS factor, if any, follows the number."""
     audit.record(
-        "twofactor.phone_changed",
+        Action.TWOFACTOR_PHONE_CHANGED,
         organisation=actor.organisation,
         actor=actor,
         target=target,
@@ -1359,7 +1360,7 @@ def set_sms_by_admin(request: HttpRequest | None, actor: User, target: User, num
     if not number:
         drop_orphan_recovery_codes(target)
         audit.record(
-            "twofactor.disabled",
+            Action.TWOFACTOR_DISABLED,
             organisation=actor.organisation,
             actor=actor,
             target=target,
@@ -1372,7 +1373,7 @@ def set_sms_by_admin(request: HttpRequest | None, actor: User, target: User, num
     )
     FactorLock.objects.filter(user=target, factor=Factor.SMS).delete()
     audit.record(
-        "twofactor.enabled",
+        Action.TWOFACTOR_ENABLED,
         organisation=actor.organisation,
         actor=actor,
         target=target,
@@ -1396,7 +1397,7 @@ def reset_factors(request: HttpRequest, actor: User, target: User) -> None:
             expires_at=clock.now()
         )
         audit.record(
-            "twofactor.reset",
+            Action.TWOFACTOR_RESET,
             organisation=target.organisation,
             actor=actor,
             target=target,

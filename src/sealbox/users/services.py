@@ -37,6 +37,7 @@ from sealbox.accounts.models import (
 )
 from sealbox.accounts.services import AccountError, AddressUnavailable, _lazy, token_hash
 from sealbox.audit import services as audit
+from sealbox.audit.actions import Action
 from sealbox.envelopes import services as envelopes
 from sealbox.exchange.models import Message, MessageState
 from sealbox.exchange.services import delete_blobs, delete_message
@@ -177,7 +178,7 @@ def _create_invited(request: HttpRequest | None, actor: User, spec: NewUser) -> 
     )
     secret = _new_invitation(user)
     audit.record(
-        "user.invited",
+        Action.USER_INVITED,
         organisation=organisation,
         actor=actor,
         target=user,
@@ -230,7 +231,7 @@ def _record_unavailable(request: HttpRequest | None, actor: User, email: str) ->
     is readable by its administrators."""
     with transaction.atomic():
         audit.record(
-            "user.invitation_refused",
+            Action.USER_INVITATION_REFUSED,
             organisation=actor.organisation,
             actor=actor,
             request=request,
@@ -267,7 +268,7 @@ def resend_invitation(request: HttpRequest | None, actor: User, target: User) ->
     with transaction.atomic():
         secret = _new_invitation(target)
         audit.record(
-            "user.invitation_resent",
+            Action.USER_INVITATION_RESENT,
             organisation=actor.organisation,
             actor=actor,
             target=target,
@@ -312,7 +313,7 @@ def accept_invitation(request: HttpRequest | None, token: str, password: str) ->
             raise AccountError(_("This link has expired or was already used."))
         user.set_password(password)
         user.save(update_fields=["password"])
-        audit.record("user.invitation_accepted", actor=user, target=user, request=request)
+        audit.record(Action.USER_INVITATION_ACCEPTED, actor=user, target=user, request=request)
     return user
 
 
@@ -485,7 +486,7 @@ def import_users(request: HttpRequest | None, actor: User, data: bytes) -> CsvRe
             for spec in report.rows:
                 invited.append(_create_invited(request, actor, spec))
             audit.record(
-                "user.imported",
+                Action.USER_IMPORTED,
                 organisation=organisation,
                 actor=actor,
                 target=organisation,
@@ -554,7 +555,7 @@ def update_user(
         target.save()
         if changed:
             audit.record(
-                "user.updated",
+                Action.USER_UPDATED,
                 organisation=actor.organisation,
                 actor=actor,
                 target=target,
@@ -563,7 +564,7 @@ def update_user(
             )
         if "role" in changed:
             audit.record(
-                "user.role_changed",
+                Action.USER_ROLE_CHANGED,
                 organisation=actor.organisation,
                 actor=actor,
                 target=target,
@@ -626,7 +627,7 @@ def set_active(request: HttpRequest | None, actor: User, target: User, active: b
                 target, actor=actor, reason=envelopes.CloseReason.OWNER_DISABLED, request=request
             )
         audit.record(
-            "user.enabled" if active else "user.disabled",
+            Action.USER_ENABLED if active else Action.USER_DISABLED,
             organisation=actor.organisation,
             actor=actor,
             target=target,
@@ -687,7 +688,7 @@ def delete_user(request: HttpRequest | None, actor: User, target: User) -> None:
         target.set_unusable_password()
         target.save()
         audit.record(
-            "user.deleted",
+            Action.USER_DELETED,
             organisation=actor.organisation,
             actor=actor,
             target=target,
@@ -795,7 +796,7 @@ def update_organisation(
                     field="name",
                 ) from None
             audit.record(
-                "organisation.updated",
+                Action.ORGANISATION_UPDATED,
                 organisation=organisation,
                 actor=actor,
                 target=organisation,
