@@ -292,7 +292,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
     print(
         f"Purge done: {report.grants_wiped} grants wiped, {report.blobs_deleted} messages' "
         f"content deleted ({report.messages_expired} expired), "
-        f"{report.drafts_removed} unfinished uploads removed."
+        f"{report.drafts_removed} unfinished uploads removed"
+        + (f", {report.uploads_aborted} stale uploads aborted." if report.uploads_aborted else ".")
     )
     if report.deletions_waiting:
         print(f"{report.deletions_waiting} messages' content waits for the storage to delete it.")
@@ -499,7 +500,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_open(args: argparse.Namespace) -> int:
     from sealbox.client import messages as client
-    from sealbox.client.http import HttpTransport
+    from sealbox.client.http import HttpTransport, StoreError
     from sealbox.crypto import CryptoError, links
 
     try:
@@ -516,7 +517,7 @@ def cmd_open(args: argparse.Namespace) -> int:
         opened = client.open_message(
             transport, args.link, code=args.code or "", password=password, output_dir=args.output
         )
-    except client.ClientError as error:
+    except (client.ClientError, StoreError) as error:
         raise CommandError(str(error)) from None
     except CryptoError as error:
         raise CommandError(f"cannot decrypt: {error}") from None
@@ -578,12 +579,13 @@ class ClientCall:
         return None
 
     def __exit__(self, kind, error, _traceback) -> bool:
+        from sealbox.client.http import StoreError
         from sealbox.client.messages import ClientError
         from sealbox.crypto import CryptoError
 
         if error is None:
             return False
-        if isinstance(error, ClientError):
+        if isinstance(error, ClientError | StoreError):
             raise CommandError(str(error)) from None
         if isinstance(error, CryptoError):
             raise CommandError(f"cannot decrypt: {error}") from None

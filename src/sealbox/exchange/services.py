@@ -509,9 +509,11 @@ def aborting_on_failure(uploads: DirectUploads | None):
 def part_size_for(size: int) -> int:
     """The size of each part of a blob (but the last): DIRECT_PART_BYTES, or the next MiB
     multiple that keeps the blob within MAX_PARTS."""
-    mib = 1024 * 1024
     needed = -(-size // MAX_PARTS)
-    return max(DIRECT_PART_BYTES, -(-needed // mib) * mib)
+    if needed <= DIRECT_PART_BYTES:
+        return DIRECT_PART_BYTES
+    mib = 1024 * 1024
+    return -(-needed // mib) * mib
 
 
 def planned_parts(blob: Blob) -> list[tuple[int, int]]:
@@ -622,6 +624,10 @@ def abort_stale_uploads(now: datetime) -> int:
         return 0
     aborted = 0
     for name, upload_id in storage.uploads_started_before(now - DRAFT_LIFETIME):
+        if Blob.objects.filter(upload_id=upload_id).exists():
+            # A live draft's (a store's clock, or its listing, may say otherwise): its
+            # removal, once stale, aborts it.
+            continue
         try:
             with transaction.atomic():
                 AbortedUpload.objects.create(upload_id=upload_id, name=name, aborted_at=now)
@@ -630,7 +636,6 @@ def abort_stale_uploads(now: datetime) -> int:
                 aborted += storage.abort_upload(name, upload_id)
         except IntegrityError:
             continue  # claimed by another purge
-        Blob.objects.filter(upload_id=upload_id).update(upload_id="")
     AbortedUpload.objects.filter(aborted_at__lt=now - ABORT_CLAIMS_KEPT).delete()
     return aborted
 
