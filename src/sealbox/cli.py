@@ -483,6 +483,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             expires_at=datetime.now(UTC) + timedelta(days=args.expires_days),
             attachments=attachments,
             delivery="links" if args.links else "email",
+            direct=not args.no_direct,
             max_opens=args.max_opens,
             language=args.language,
         )
@@ -955,6 +956,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--links",
         action="store_true",
         help="print the links instead of emailing them (the server never sees them)",
+    )
+    send.add_argument(
+        "--no-direct",
+        action="store_true",
+        help="upload through the server even where it offers the object store directly",
     )
     send.add_argument("--url", help="the server (default: $SEALBOX_URL)")
     send.set_defaults(handler=cmd_send)

@@ -502,3 +502,11 @@ def test_envelope_submissions_and_replies_upload_direct(
     assert len(objects(direct_s3)) == sum(
         m.blobs.count() for m in Message.objects.filter(state=MessageState.SENT)
     )
+
+
+def test_a_store_out_of_reach_is_named_as_such(direct_s3):
+    from sealbox.client.http import stream_from_store
+
+    with pytest.raises(StoreError) as failed:
+        list(stream_from_store(f"http://127.0.0.1:{free_port()}/{BUCKET}/k?X-Amz-Signature=s"))
+    assert str(failed.value).startswith("cannot reach the file store at 127.0.0.1:")

@@ -216,5 +216,9 @@ def stream_from_store(url: str, *, timeout: float = 300) -> Iterator[bytes]:
             raise _store_refusal(url, response.status, response.read())
         while piece := response.read(READ_BYTES):
             yield piece
+    except (OSError, http.client.HTTPException) as error:
+        # Named as the store, not as the Sealbox server the command was given.
+        host = urlsplit(url).netloc
+        raise StoreError(0, f"cannot reach the file store at {host}: {error}") from None
     finally:
         connection.close()
