@@ -298,6 +298,11 @@ TABLE: dict[str, Row] = {
     ),
     # REST API: the sender's messages
     "api/v1/messages/<message_id>": hidden(message_id=lambda w: w.message.public_id),
+    "api/v1/messages/<message_id>/blobs/<blob_id>/parts": Row(
+        lambda w: [
+            Case({"message_id": w.message.public_id, "blob_id": w.file_blob.public_id}, NOT_FOUND)
+        ]
+    ),
     "api/v1/messages/<message_id>/blobs/<blob_id>": Row(
         lambda w: [
             Case(
@@ -325,6 +330,11 @@ TABLE: dict[str, Row] = {
     ),
     # REST API: uploads without a session (they need the uploader's upload token)
     "api/v1/uploads/<message_id>": hidden(message_id=lambda w: w.upload["id"]),
+    "api/v1/uploads/<message_id>/blobs/<blob_id>/parts": Row(
+        lambda w: [
+            Case({"message_id": w.upload["id"], "blob_id": w.upload["blobs"][0]["id"]}, NOT_FOUND)
+        ]
+    ),
     "api/v1/uploads/<message_id>/blobs/<blob_id>": Row(
         lambda w: [
             Case(

@@ -43,7 +43,21 @@ class Config:
     log_format: str
     metrics_token: str
     metrics_allow: list[str]
+    # With S3 storage (unless `?direct=false`): browsers and the CLI upload and download
+    # ciphertext straight from the store with presigned URLs.
+    direct_storage: DirectStorage | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DirectStorage:
+    """How browsers and clients reach the S3 store themselves (direct mode)."""
+
+    # The endpoint presigned URLs name: SEALBOX_STORAGE_PUBLIC_URL when the store is
+    # reached by another address from outside, else "" (the store's own endpoint).
+    public_endpoint: str
+    # What the pages' Content-Security-Policy `connect-src` must allow.
+    origins: tuple[str, ...]
 
 
 def _bool(name: str, env: dict[str, str], default: bool) -> bool:
@@ -177,6 +191,42 @@ def _storage(env: dict[str, str], data_dir: Path) -> dict[str, Any]:
             options["location"] = parts.path.strip("/")
         return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
     raise ConfigError("SEALBOX_STORAGE_URL: expected file:////path or s3://bucket?endpoint_url=…")
+
+
+def _origin(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}: expected an address like https://s3.example.com, got {raw!r}")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _direct_storage(env: dict[str, str]) -> DirectStorage | None:
+    """Direct mode: on by default with S3 storage, off with `?direct=false` (and always
+    off with the local folder, which only the app servers can reach)."""
+    raw = env.get("SEALBOX_STORAGE_URL") or ""
+    public = (env.get("SEALBOX_STORAGE_PUBLIC_URL") or "").rstrip("/")
+    parts = urlsplit(raw)
+    if parts.scheme != "s3":
+        if public:
+            raise ConfigError("SEALBOX_STORAGE_PUBLIC_URL: only for s3:// storage")
+        return None
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    direct = {"SEALBOX_STORAGE_URL direct": query.get("direct", "")}
+    if not _bool("SEALBOX_STORAGE_URL direct", direct, True):
+        return None
+    if public:
+        origins: tuple[str, ...] = (_origin("SEALBOX_STORAGE_PUBLIC_URL", public),)
+    elif "endpoint_url" in query:
+        # A custom endpoint is addressed path-style (bucket in the path): its origin.
+        origins = (_origin("SEALBOX_STORAGE_URL endpoint_url", query["endpoint_url"]),)
+    else:
+        # Amazon S3 itself: the bucket's virtual host, global and regional.
+        bucket, region = parts.hostname, query.get("region", "us-east-1")
+        origins = (
+            f"https://{bucket}.s3.amazonaws.com",
+            f"https://{bucket}.s3.{region}.amazonaws.com",
+        )
+    return DirectStorage(public_endpoint=public, origins=origins)
 
 
 EMAIL_TIMEOUT_SECONDS = 30
@@ -345,4 +395,5 @@ def load(env: dict[str, str] | None = None) -> Config:
         log_format=_choice("SEALBOX_LOG_FORMAT", env, "plain", ("plain", "json")),
         metrics_token=_metrics_token(env),
         metrics_allow=_networks("SEALBOX_METRICS_ALLOW", env),
+        direct_storage=_direct_storage(env),
     )

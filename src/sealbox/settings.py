@@ -97,6 +97,9 @@ STORAGES = {
     "default": CONFIG.storage,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Direct mode (S3 only): presigned URLs let clients move ciphertext to and from the store
+# without the app servers; None keeps every byte on the path through them.
+SEALBOX_DIRECT_STORAGE = CONFIG.direct_storage
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [PACKAGE_DIR / "static"]
 # Served straight from the package (no STATIC_ROOT, no collectstatic step): the
@@ -182,7 +185,8 @@ CONTENT_SECURITY_POLICY = {
         "style-src": [SELF],
         "img-src": [SELF, "data:"],
         "font-src": [SELF],
-        "connect-src": [SELF],
+        # Direct mode: the pages PUT and GET ciphertext at the store itself.
+        "connect-src": [SELF, *(CONFIG.direct_storage.origins if CONFIG.direct_storage else ())],
         "object-src": [NONE],
         "base-uri": [NONE],
         "frame-ancestors": [NONE],

@@ -369,6 +369,7 @@ def test_the_proxy_redirects_plain_http_and_hides_the_metrics(topology):
 
 
 def test_send_by_email_and_open_through_the_proxy(topology, tmp_path):
+    logged_before = len(topology.nginx.access_log())
     report = tmp_path / "figures.bin"
     report.write_bytes(os.urandom(client.CHUNK_BYTES + 3 * 1024 * 1024 + 5))  # two chunks
     sent = topology.cli(
@@ -398,6 +399,15 @@ def test_send_by_email_and_open_through_the_proxy(topology, tmp_path):
         hashlib.sha256((received / "figures.bin").read_bytes()).hexdigest()
         == hashlib.sha256(report.read_bytes()).hexdigest()
     )
+    # Direct mode (S3): the CLI sent the parts to the store and read them back from it;
+    # the app servers behind nginx only signed and checked.
+    [(direct, stored)] = topology.sql(
+        "SELECT count(*) FILTER (WHERE b.upload_name <> ''), count(*) FROM exchange_blob b "
+        "JOIN exchange_message m ON b.message_id = m.id WHERE m.subject = 'Quarterly figures'"
+    )
+    assert direct == stored == 2
+    logged = topology.nginx.access_log()[logged_before:]
+    assert "POST /api/v1/messages/" in logged and "PUT /api/v1/messages/" not in logged
     # The audit log has the client's address, passed on by nginx.
     [(ip,)] = topology.sql(
         "SELECT DISTINCT host(ip) FROM audit_event WHERE action = 'message.opened'"
@@ -412,8 +422,9 @@ def test_an_app_server_killed_mid_upload_is_survived(topology, tmp_path):
     ledger = tmp_path / "ledger.bin"
     ledger.write_bytes(os.urandom(4 * client.CHUNK_BYTES + 5 * 1024 * 1024))  # five chunks
     send = subprocess.Popen(  # noqa: S603
+        # Through the app servers (the path a store nobody outside reaches keeps).
         [SEALBOX, "send", str(ledger), "--to", "ledger@example.org", "--subject", "Ledger",
-         "--links"],
+         "--links", "--no-direct"],
         env=topology.cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -514,6 +514,10 @@ http {{
     def stop(self) -> None:
         self.process.stop()
 
+    def access_log(self) -> str:
+        path = self.root / "access.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def error_log(self) -> str:
         path = self.root / "error.log"
         return path.read_text(errors="replace") if path.exists() else ""

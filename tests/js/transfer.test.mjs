@@ -104,3 +104,95 @@ test("no limit on the page means no check (the server still checks)", () => {
   assert.equal(manifestTooLong(new Uint8Array(10 ** 6), Number("")), false);
   assert.equal(manifestTooLong(new Uint8Array(10 ** 6), Number(undefined)), false);
 });
+
+// --- Direct mode: parts PUT to the object store's presigned URLs ---------------------------
+
+const PART = 1024;
+
+function fakeStore({ loseAnswerOf = 0, refuseOnceWith = 0, refuseOf = 0 } = {}) {
+  const store = { parts: new Map(), puts: [], refreshes: 0, credentials: [] };
+  const urls = (numbers) => numbers.map(([number, size]) => ({
+    number, size, url: `https://store.example/b/k?partNumber=${number}&X-Amz-Signature=s`,
+    uploaded: store.parts.get(number) === size,
+  })).map((p) => (p.uploaded ? { ...p, url: "" } : p));
+  const planned = (total) => {
+    const list = [];
+    for (let n = 1; (n - 1) * PART < total; n++) list.push([n, Math.min(PART, total - (n - 1) * PART)]);
+    return list;
+  };
+  store.plan = (total) => ({ mode: "direct", part_size: PART, expires_in: 1800, parts: urls(planned(total)) });
+  globalThis.fetch = async (url, init = {}) => {
+    if (url.endsWith("/parts")) {
+      store.refreshes += 1;
+      assert.equal(init.headers["X-Upload-Token"], "tok");
+      return new Response(JSON.stringify(store.plan(store.total)), { status: 200, headers: { "Content-Type": "application/json" } });
+    }
+    assert.ok(url.startsWith("https://store.example/"), url);
+    assert.equal(init.method, "PUT");
+    store.credentials.push(init.credentials);
+    const number = Number(new URL(url).searchParams.get("partNumber"));
+    store.puts.push(number);
+    if (number === refuseOf && refuseOnceWith) {
+      const status = refuseOnceWith;
+      refuseOnceWith = 0;
+      return new Response("<Error><Code>SlowDown</Code></Error>", { status });
+    }
+    store.parts.set(number, new Uint8Array(init.body).length);
+    if (number === loseAnswerOf) { loseAnswerOf = 0; throw new TypeError("network error"); }
+    return new Response("", { status: 200 });
+  };
+  return store;
+}
+
+const directOptions = (store, total, progress = []) => {
+  store.total = total;
+  return { ...options(progress), plan: store.plan(total) };
+};
+
+test("direct mode: each part goes to its presigned URL, without the session's cookies", async () => {
+  const store = fakeStore();
+  const progress = [];
+  const total = 2 * PART + 7;
+  assert.equal(await uploadStream(streamOf(total, 300), directOptions(store, total, progress)), total);
+  assert.deepEqual(store.puts, [1, 2, 3]);
+  assert.deepEqual([...store.parts.values()], [PART, PART, 7]);
+  assert.deepEqual(store.credentials, ["omit", "omit", "omit"]);
+  assert.deepEqual(progress, [PART, 2 * PART, total]);
+  assert.equal(store.refreshes, 0);
+});
+
+test("direct mode: a part stored while its answer was lost is not sent twice", async () => {
+  const store = fakeStore({ loseAnswerOf: 2 });
+  const total = 3 * PART;
+  await uploadStream(streamOf(total, 500), directOptions(store, total));
+  assert.deepEqual(store.puts, [1, 2, 3]);
+  assert.equal(store.refreshes, 1); // the store's state, through the API, said part 2 was there
+});
+
+test("direct mode: a throttled or expired part is retried with fresh URLs", async () => {
+  for (const status of [503, 403]) {
+    const store = fakeStore({ refuseOnceWith: status, refuseOf: 1 });
+    await uploadStream(streamOf(PART + 1, PART + 1), directOptions(store, PART + 1));
+    assert.deepEqual(store.puts, [1, 1, 2]);
+    assert.equal(store.refreshes, 1);
+  }
+});
+
+test("direct mode: a refusal that retrying cannot fix says so in one line", async () => {
+  const store = fakeStore({ refuseOnceWith: 400, refuseOf: 1 });
+  await assert.rejects(uploadStream(streamOf(10, 10), directOptions(store, 10)),
+    (error) => error.name === "StoreError" && error.message === "The file store answered HTTP 400 (SlowDown).");
+});
+
+test("direct mode: URLs older than the refresh time are replaced before use", async () => {
+  const { setPartUrlsRefresh } = await import("../../src/sealbox/static/sealbox/js/transfer.js");
+  setPartUrlsRefresh(-1);
+  try {
+    const store = fakeStore();
+    await uploadStream(streamOf(2 * PART, PART), directOptions(store, 2 * PART));
+    assert.deepEqual(store.puts, [1, 2]);
+    assert.equal(store.refreshes, 2);
+  } finally {
+    setPartUrlsRefresh(10 * 60 * 1000);
+  }
+});

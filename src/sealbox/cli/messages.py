@@ -49,6 +49,11 @@ def add_parsers(commands) -> None:
         action="store_true",
         help="print the links instead of emailing them (the server never sees them)",
     )
+    send.add_argument(
+        "--no-direct",
+        action="store_true",
+        help="upload through the server even where it offers the object store directly",
+    )
     send.add_argument("--url", help="the server (default: $SEALBOX_URL)")
     send.set_defaults(handler=cmd_send)
 
@@ -100,6 +105,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             expires_at=datetime.now(UTC) + timedelta(days=args.expires_days),
             attachments=attachments,
             delivery="links" if args.links else "email",
+            direct=not args.no_direct,
             max_opens=args.max_opens,
             language=args.language,
         )

@@ -63,12 +63,13 @@ class ClientCall:
         return None
 
     def __exit__(self, kind, error, _traceback) -> bool:
+        from sealbox.client.http import StoreError
         from sealbox.client.messages import ClientError
         from sealbox.crypto import CryptoError
 
         if error is None:
             return False
-        if isinstance(error, ClientError):
+        if isinstance(error, ClientError | StoreError):
             raise CommandError(str(error)) from None
         if isinstance(error, CryptoError):
             raise CommandError(f"cannot decrypt: {error}") from None

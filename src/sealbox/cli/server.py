@@ -294,7 +294,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
     print(
         f"Purge done: {report.grants_wiped} grants wiped, {report.blobs_deleted} messages' "
         f"content deleted ({report.messages_expired} expired), "
-        f"{report.drafts_removed} unfinished uploads removed."
+        f"{report.drafts_removed} unfinished uploads removed"
+        + (f", {report.uploads_aborted} stale uploads aborted." if report.uploads_aborted else ".")
     )
     if report.deletions_waiting:
         print(f"{report.deletions_waiting} messages' content waits for the storage to delete it.")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode, urlsplit
 
-from sealbox.client.messages import ClientError
+from sealbox.client.errors import ClientError
 
 READ_BYTES = 1024 * 1024
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -135,6 +135,11 @@ class HttpTransport:
 
     def stream(self, path: str) -> Iterator[bytes]:
         response = self._send("GET", path)
+        if response.status in (302, 303, 307) and response.headers.get("Location"):
+            # Direct mode: the ciphertext comes from the store, by a presigned URL.
+            response.read()
+            yield from stream_from_store(response.headers["Location"], timeout=self.timeout)
+            return
         if response.status != 200:
             raw = response.read()
             try:
@@ -149,3 +154,67 @@ class HttpTransport:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+# --- The object store, in direct mode -------------------------------------------------------
+#
+# Presigned URLs carry their own authorisation: nothing of the Sealbox session (cookie,
+# token, CSRF) is ever sent to the store.
+
+STORE_ERROR = re.compile(r"<Code>([^<]*)</Code>(?:.*?<Message>([^<]*)</Message>)?", re.S)
+
+
+class StoreError(Exception):
+    """The object store refused or failed a request, told in one line."""
+
+    def __init__(self, status: int, text: str):
+        self.status = status
+        super().__init__(text)
+
+
+def _store_connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+    parts = urlsplit(url)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return cls(parts.hostname, parts.port, timeout=timeout), path
+
+
+def _store_refusal(url: str, status: int, raw: bytes) -> StoreError:
+    found = STORE_ERROR.search(raw.decode(errors="replace"))
+    detail = ""
+    if found:
+        detail = f" {found.group(1)}" + (f": {found.group(2)}" if found.group(2) else "")
+    host = urlsplit(url).netloc
+    return StoreError(status, f"the file store at {host} answered HTTP {status}{detail}")
+
+
+def put_to_store(url: str, body: bytes, *, timeout: float = 300) -> None:
+    """PUT `body` to a presigned URL; StoreError if the store refuses it, OSError (or
+    http.client's errors) if it cannot be reached."""
+    connection, path = _store_connection(url, timeout)
+    try:
+        connection.request("PUT", path, body=body, headers={"Content-Length": str(len(body))})
+        response = connection.getresponse()
+        raw = response.read()
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise _store_refusal(url, response.status, raw)
+
+
+def stream_from_store(url: str, *, timeout: float = 300) -> Iterator[bytes]:
+    """GET a presigned URL, piece by piece."""
+    connection, path = _store_connection(url, timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        if response.status != 200:
+            raise _store_refusal(url, response.status, response.read())
+        while piece := response.read(READ_BYTES):
+            yield piece
+    except (OSError, http.client.HTTPException) as error:
+        # Named as the store, not as the Sealbox server the command was given.
+        host = urlsplit(url).netloc
+        raise StoreError(0, f"cannot reach the file store at {host}: {error}") from None
+    finally:
+        connection.close()

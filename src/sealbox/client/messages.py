@@ -6,6 +6,7 @@ receives ciphertext, grant halves and (for "Send") the links it must email.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -17,15 +18,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from sealbox.client.errors import CHUNK_BYTES, ClientError
+from sealbox.client.http import StoreError, put_to_store
 from sealbox.crypto import ece, grants, links
 from sealbox.crypto._b64 import b64url_decode, b64url_encode
 from sealbox.lib.limits import MAX_MANIFEST_BYTES
 
-CHUNK_BYTES = 16 * 1024 * 1024  # the most the server takes in one request
 READ_BYTES = 1024 * 1024
 # Waits before each new try of a chunk: about half a minute in all, long enough for a
 # proxy to send the retry to another app server, or for a restarted one to come back.
 UPLOAD_RETRY_DELAYS_SECONDS: tuple[float, ...] = (1, 2, 4, 8, 15)
+# Direct mode: fresh part URLs are asked for once those in hand are this old (they last
+# 30 minutes; each ask also tells the server the upload is alive).
+PART_URLS_REFRESH_SECONDS = 600
 
 
 class Transport(Protocol):
@@ -42,29 +47,6 @@ class Transport(Protocol):
     ) -> tuple[int, dict | None]: ...
 
     def stream(self, path: str) -> Iterator[bytes]: ...
-
-
-class ClientError(Exception):
-    """A refusal or failure from the server, told in one line a person can act on."""
-
-    def __init__(self, status: int, data: dict | None):
-        self.status = status
-        self.data = data or {}
-        super().__init__(self.data.get("message") or describe_status(status))
-
-
-def describe_status(status: int) -> str:
-    """For answers without Sealbox's JSON message: usually a proxy in front of it."""
-    if status == 413:
-        mib = CHUNK_BYTES // (1024 * 1024)
-        return (
-            f"the server or a proxy in front of it refused a {mib} MiB upload chunk "
-            f"(HTTP 413): raise the proxy's body size limit above {mib} MiB "
-            f"(nginx: client_max_body_size {mib + 1}m)"
-        )
-    if status in (502, 503, 504):
-        return f"the server is unavailable (HTTP {status}); try again in a moment"
-    return f"the server answered HTTP {status}"
 
 
 def check(status: int, data: dict | None, expected: tuple[int, ...] = (200, 201, 204)):
@@ -168,7 +150,13 @@ def upload_blob(
     ciphertext: Iterable[bytes],
     *,
     upload: Upload | None = None,
+    plan: dict | None = None,
 ) -> None:
+    """Upload one blob: straight to the store when the server's `plan` (the blob's
+    `upload` at creation) says direct, else through the server, chunk by chunk."""
+    if plan and plan.get("mode") == "direct":
+        upload_parts(transport, upload or Upload.of_message(message_id), blob_id, ciphertext, plan)
+        return
     offset = 0
     for chunk in _rechunk(ciphertext, CHUNK_BYTES):
         put_chunk(transport, message_id, blob_id, offset, chunk, upload=upload)
@@ -212,6 +200,65 @@ def put_chunk(
         if not retry or not waits:
             raise ClientError(status, data)
         time.sleep(waits.pop(0))
+
+
+class PartUrls:
+    """A direct blob's parts as the server last described them (its ListParts state and
+    presigned URLs), asked for again when they grow old or after a failure."""
+
+    def __init__(self, transport: Transport, upload: Upload, blob_id: str, plan: dict):
+        self.transport, self.upload, self.blob_id = transport, upload, blob_id
+        self._take(plan)
+
+    def _take(self, plan: dict) -> None:
+        self.parts = {p["number"]: p for p in plan["parts"]}
+        self.fetched = time.monotonic()
+
+    def refresh(self) -> None:
+        path = f"{self.upload.state_path}/blobs/{self.blob_id}/parts"
+        self._take(check(*self.upload.call(self.transport, "GET", path)))
+
+    def part(self, number: int) -> dict:
+        if time.monotonic() - self.fetched > PART_URLS_REFRESH_SECONDS:
+            self.refresh()
+        return self.parts[number]
+
+
+def upload_parts(
+    transport: Transport, upload: Upload, blob_id: str, ciphertext: Iterable[bytes], plan: dict
+) -> None:
+    """Direct mode: PUT the ciphertext, part by part, to the store's presigned URLs."""
+    urls = PartUrls(transport, upload, blob_id, plan)
+    for number, body in enumerate(_rechunk(ciphertext, plan["part_size"]), start=1):
+        put_part(urls, number, body)
+
+
+def put_part(urls: PartUrls, number: int, body: bytes) -> None:
+    """PUT one part, retrying failures as put_chunk does. After each failure the server
+    is asked for the store's state (ListParts): a part that arrived while its answer was
+    lost is not sent again, and expired URLs are replaced."""
+    waits = list(UPLOAD_RETRY_DELAYS_SECONDS)
+    while True:
+        part = urls.part(number)
+        if part["uploaded"]:
+            return
+        try:
+            put_to_store(part["url"], body)
+            return
+        except StoreError as refusal:
+            # 403: expired (or a clock too far off); 5xx and throttling: try again.
+            if refusal.status < 500 and refusal.status not in (403, 408, 429):
+                raise ClientError(refusal.status, {"message": str(refusal)}) from None
+            failure: Exception = refusal
+        except (OSError, http.client.HTTPException) as error:
+            host = part["url"].split("/")[2]
+            failure = OSError(f"cannot reach the file store at {host}: {error}")
+        if not waits:
+            raise ClientError(0, {"message": str(failure)}) from None
+        time.sleep(waits.pop(0))
+        # If the server is away too, the URL in hand is tried again.
+        with contextlib.suppress(OSError, http.client.HTTPException, ClientError):
+            urls.refresh()
 
 
 def _stored(transport: Transport, upload: Upload, blob_id: str) -> int:
@@ -266,9 +313,11 @@ def send_message(
     expires_at: datetime,
     attachments: list[Attachment] = (),
     delivery: str = "email",
+    direct: bool = True,
     **options,
 ) -> Sent:
-    """Encrypt and send one message; returns the links (and opening codes if any)."""
+    """Encrypt and send one message; returns the links (and opening codes if any).
+    `direct`: upload straight to the store where the server allows it."""
     content_key = grants.new_content_key()
     manifest_ct = encrypt_manifest(body, attachments, content_key)
     entries, secrets_by_token, email_by_token = [], {}, {}
@@ -287,17 +336,25 @@ def send_message(
             {"kind": "file", "size": ece.encrypted_size(a.size), "file_ref": a.ref}
             for a in attachments
         ],
+        "upload_mode": "direct" if direct else "proxy",
         **options,
     }
     created = check(*transport.request("POST", "/api/v1/messages", json_body=payload))
-    blob_ids = {b["file_ref"] or "manifest": b["id"] for b in created["blobs"]}
-    upload_blob(transport, created["id"], blob_ids["manifest"], [manifest_ct])
+    blobs = {b["file_ref"] or "manifest": b for b in created["blobs"]}
+    upload_blob(
+        transport,
+        created["id"],
+        blobs["manifest"]["id"],
+        [manifest_ct],
+        plan=blobs["manifest"].get("upload"),
+    )
     for attachment in attachments:
         upload_blob(
             transport,
             created["id"],
-            blob_ids[attachment.ref],
+            blobs[attachment.ref]["id"],
             ece.encrypt_stream(attachment.chunks(), content_key),
+            plan=blobs[attachment.ref].get("upload"),
         )
     link_list = {
         token: links.build_link(base_url, token, secret)

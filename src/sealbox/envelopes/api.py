@@ -129,6 +129,7 @@ class SubmissionIn(Schema):
     email: str = Field(..., max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     grant: SealedGrantIn
     blobs: list[DeclaredBlobIn] = Field(..., max_length=101)
+    upload_mode: str = exchange_api.UPLOAD_MODE
 
 
 class FinaliseIn(Schema):
@@ -291,6 +292,7 @@ def create_submission(request: HttpRequest, payload: SubmissionIn):
         grant=exchange_api.sealed_grant_spec(payload.grant),
         manifest=BlobSpec(kind=BlobKind.MANIFEST, size=manifests[0].size),
         files=files,
+        direct=payload.upload_mode == "direct",
         request=request,
     )
     return Status(201, exchange_api.sealed_draft_out(message))

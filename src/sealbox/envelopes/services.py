@@ -813,9 +813,11 @@ def create_submission(
     grant: RecipientSpec,
     manifest: BlobSpec,
     files: list[DeclaredFile],
+    direct: bool = False,
     request: HttpRequest | None = None,
 ) -> Message:
-    """A submission draft sealed in the submitter's browser for the envelope's owner."""
+    """A submission draft sealed in the submitter's browser for the envelope's owner
+    (`direct`: its uploader asks to send the parts straight to the store)."""
     link = link_for_submit_token(submit_token)
     envelope = link.envelope
     if not name.strip():
@@ -836,6 +838,7 @@ def create_submission(
             grant=grant,
             blobs=[manifest, *(f.blob for f in files)],
             language=envelope.owner.language,
+            direct=direct,
         )
         Submission.objects.create(
             envelope=envelope,

@@ -7,7 +7,7 @@ import binascii
 import uuid
 from datetime import datetime
 
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from ninja import Field, Router, Schema, Status
 
 from sealbox.csrf import public_csrf
@@ -50,6 +50,14 @@ class BlobIn(Schema):
     file_ref: str = Field("", max_length=64)
 
 
+UPLOAD_MODE = Field(
+    "proxy",
+    pattern="^(direct|proxy)$",
+    description="`direct`: upload each blob's parts straight to the object store with the "
+    "presigned URLs of `blobs[].upload` (granted with S3 storage only; see `upload.mode`)",
+)
+
+
 class MessageIn(Schema):
     subject: str = Field(..., max_length=200)
     expires_at: datetime
@@ -62,6 +70,25 @@ class MessageIn(Schema):
     delivery: Delivery = Delivery.EMAIL
     recipients: list[RecipientIn] = Field(..., max_length=services.MAX_RECIPIENTS)
     blobs: list[BlobIn] = Field(..., max_length=services.MAX_FILES + 1)
+    upload_mode: str = UPLOAD_MODE
+
+
+class PartOut(Schema):
+    number: int
+    size: int = Field(..., description="the exact Content-Length its URL accepts")
+    url: str = Field(..., description="presigned PUT; empty when the store holds it already")
+    uploaded: bool
+
+
+class UploadOut(Schema):
+    mode: str = Field(
+        ...,
+        description="`proxy`: PUT chunks to the blob's URL here; `direct`: PUT each part to "
+        "its URL at the store, then finalise; `done`: completed",
+    )
+    part_size: int = 0
+    expires_in: int = Field(0, description="seconds the part URLs work; ask …/parts again")
+    parts: list[PartOut] = []
 
 
 class BlobOut(Schema):
@@ -70,6 +97,7 @@ class BlobOut(Schema):
     file_ref: str
     size: int
     stored: int
+    upload: UploadOut | None = None
 
 
 class GrantOut(Schema):
@@ -169,6 +197,7 @@ class ReplyIn(Schema):
     authorisation: str = Field(..., max_length=500, description="`reply.authorisation` of unlock")
     grant: SealedGrantIn
     blobs: list[BlobIn] = Field(..., max_length=services.MAX_FILES + 1)
+    upload_mode: str = UPLOAD_MODE
 
 
 class SealedDraftOut(Schema):
@@ -211,14 +240,19 @@ def message_out(message) -> dict:
     }
 
 
-def blob_out(blob: Blob) -> dict:
-    return {
+def blob_out(blob: Blob, *, urls: bool = False) -> dict:
+    """A blob's state; with `urls` (a draft just created), how to upload it."""
+    out = {
         "id": blob.public_id,
         "kind": blob.kind,
         "file_ref": blob.file_ref,
         "size": blob.size,
         "stored": blob.stored,
+        "upload": {"mode": "direct" if blob.upload_id else "done" if blob.direct else "proxy"},
     }
+    if urls:
+        out["upload"] = services.direct_upload_state(blob, list_parts=False)
+    return out
 
 
 def sealed_grant_spec(grant: SealedGrantIn) -> services.RecipientSpec:
@@ -239,7 +273,7 @@ def sealed_draft_out(message) -> dict:
     return {
         "id": message.public_id,
         "reference": message.reference,
-        "blobs": [blob_out(b) for b in message.blobs.order_by("id")],
+        "blobs": [blob_out(b, urls=True) for b in message.blobs.order_by("id")],
         "upload_token": services.upload_token(message),
     }
 
@@ -307,9 +341,12 @@ def create_message(request: HttpRequest, payload: MessageIn):
         blobs=[
             services.BlobSpec(kind=b.kind, size=b.size, file_ref=b.file_ref) for b in payload.blobs
         ],
+        direct=payload.upload_mode == "direct",
     )
     created = services.create_message(request.auth, spec, request=request)
-    return Status(201, message_out(created.message) | {"opening_codes": created.opening_codes})
+    out = message_out(created.message)
+    out["blobs"] = [blob_out(b, urls=True) for b in created.message.blobs.order_by("id")]
+    return Status(201, out | {"opening_codes": created.opening_codes})
 
 
 @router.get("/messages/{message_id}", response={200: MessageOut, **ERRORS})
@@ -324,6 +361,13 @@ def upload_chunk(request: HttpRequest, message_id: uuid.UUID, blob_id: uuid.UUID
     blob = services.draft_blob(request.auth, message_id, blob_id)
     blob = services.store_chunk(blob, offset, request_length(request), request)
     return {"stored": blob.stored, "size": blob.size}
+
+
+@router.get("/messages/{message_id}/blobs/{blob_id}/parts", response={200: UploadOut, **ERRORS})
+def upload_parts(request: HttpRequest, message_id: uuid.UUID, blob_id: uuid.UUID):
+    """Direct mode: which parts the store holds, and fresh URLs for the others (to resume,
+    or when the URLs given are about to expire)."""
+    return services.direct_upload_state(services.draft_blob(request.auth, message_id, blob_id))
 
 
 @router.post("/messages/{message_id}/finalise", response={200: MessageOut, **ERRORS})
@@ -430,10 +474,23 @@ def unlock(request: HttpRequest, token: str, payload: UnlockIn):
     }
 
 
-@router.get("/downloads/{authorisation}", auth=None, response={200: None, **ERRORS}, tags=["open"])
-def download(request: HttpRequest, authorisation: str):
-    """Stream one ciphertext blob (application/octet-stream); the browser decrypts it."""
+@router.get(
+    "/downloads/{authorisation}",
+    auth=None,
+    response={200: None, 302: None, **ERRORS},
+    tags=["open"],
+)
+def download(request: HttpRequest, authorisation: str, direct: bool = True):
+    """One ciphertext blob (application/octet-stream); the browser decrypts it. Where the
+    store serves it itself, a redirect (302) to a presigned GET valid five minutes;
+    `direct=false` streams it through the app server instead."""
     grant, blob = services.authorised_download(authorisation)
+    url = services.direct_download_url(blob) if direct else ""
+    if url:
+        services.record_download(grant, blob, request)
+        response = HttpResponseRedirect(url)
+        response["Cache-Control"] = "no-store"
+        return response
     # Read first: a store that does not answer is a 503, and no download is recorded.
     content = services.storage.read_chunks(services.blob_chunk_names(blob))
     services.record_download(grant, blob, request)
@@ -454,6 +511,19 @@ def sealed_state(request: HttpRequest, message_id: uuid.UUID):
     """How much of each blob of a sealed draft is stored (to resume). Needs X-Upload-Token."""
     message = services.sealed_draft(upload_token_of(request), message_id)
     return {"id": message.public_id, "blobs": [blob_out(b) for b in message.blobs.order_by("id")]}
+
+
+@router.get(
+    "/uploads/{message_id}/blobs/{blob_id}/parts",
+    auth=None,
+    response={200: UploadOut, **ERRORS},
+    tags=["uploads"],
+)
+def sealed_upload_parts(request: HttpRequest, message_id: uuid.UUID, blob_id: uuid.UUID):
+    """Direct mode: the parts the store holds and fresh URLs for the others. Needs
+    X-Upload-Token."""
+    blob = services.sealed_draft_blob(upload_token_of(request), message_id, blob_id)
+    return services.direct_upload_state(blob)
 
 
 @router.put(
@@ -480,6 +550,7 @@ def create_reply(request: HttpRequest, payload: ReplyIn):
         payload.authorisation,
         sealed_grant_spec(payload.grant),
         blob_specs(payload.blobs),
+        direct=payload.upload_mode == "direct",
         request=request,
     )
     return Status(201, sealed_draft_out(message))

@@ -123,11 +123,20 @@ class Blob(models.Model):
     size = models.BigIntegerField()  # declared ciphertext size
     stored = models.BigIntegerField(default=0)
     chunk_count = models.PositiveIntegerField(default=0)
+    # Direct mode: the S3 multipart upload the client sends its parts to (cleared once it
+    # is completed into `upload_name` or aborted), and the size of every part but the last.
+    upload_name = models.CharField(max_length=255, blank=True)
+    upload_id = models.CharField(max_length=1024, blank=True)
+    part_size = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["message", "file_ref"], name="blob_message_ref"),
         ]
+
+    @property
+    def direct(self) -> bool:
+        return bool(self.upload_name)
 
     @property
     def complete(self) -> bool:
@@ -138,7 +147,7 @@ class BlobChunk(models.Model):
     blob = models.ForeignKey(Blob, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()
     offset = models.BigIntegerField()
-    size = models.PositiveIntegerField()
+    size = models.BigIntegerField()  # a direct upload's whole object can pass 4 GiB
     storage_name = models.CharField(max_length=255)
 
     class Meta:
@@ -146,6 +155,15 @@ class BlobChunk(models.Model):
             models.UniqueConstraint(fields=["blob", "index"], name="blobchunk_blob_index"),
         ]
         ordering = ["index"]
+
+
+class AbortedUpload(models.Model):
+    """A multipart upload the purge aborted: the row is its claim, so that of parallel
+    purges listing the same stale upload exactly one aborts it (and counts it)."""
+
+    upload_id = models.CharField(max_length=1024, unique=True)
+    name = models.CharField(max_length=1024)
+    aborted_at = models.DateTimeField()
 
 
 class Grant(models.Model):

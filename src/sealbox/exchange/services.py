@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.core import signing
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
@@ -32,6 +33,7 @@ from sealbox.crypto.grants import SERVER_SECRET_LENGTH, WRAPPED_KEY_LENGTH
 from sealbox.errors import ExchangeError
 from sealbox.exchange import storage
 from sealbox.exchange.models import (
+    AbortedUpload,
     Blob,
     BlobChunk,
     BlobKind,
@@ -54,6 +56,19 @@ RECORD_SIZE = 65536
 HEADER_SIZE = 21  # RFC 8188 header with an empty key id
 RECORD_OVERHEAD = 17  # tag and delimiter
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
+# Direct mode: each blob is one S3 multipart upload of parts this large (the last one
+# smaller), larger for blobs that would need more parts than S3 allows.
+DIRECT_PART_BYTES = 16 * 1024 * 1024
+MAX_PARTS = 10_000
+# How long presigned part URLs work: a client asks for fresh ones (…/parts) past this,
+# and every ask also tells the purge that the draft is still being uploaded.
+PART_URLS_LIFETIME = timedelta(minutes=30)
+# A presigned download is used at once (the download authorisation lasts an hour and can
+# ask for another).
+DIRECT_DOWNLOAD_LIFETIME = timedelta(minutes=5)
+# Rows claiming aborted multipart uploads are kept this long (the store no longer lists
+# an upload once it is aborted, so an old claim can never be needed again).
+ABORT_CLAIMS_KEPT = timedelta(days=7)
 MAX_RECIPIENTS = 50
 MAX_FILES = 100
 MAX_OPENS = 99
@@ -224,6 +239,8 @@ class MessageSpec:
     language: str = "en"
     reply_mode: str = ReplyMode.NONE
     delivery: str = Delivery.EMAIL
+    # The client asks to upload straight to the store (granted with S3 storage only).
+    direct: bool = False
 
 
 @dataclass(frozen=True)
@@ -360,11 +377,14 @@ def create_message(
     check_monthly_quota(organisation)
 
     opening_codes: dict[str, str] = {}
-    with transaction.atomic():
+    # Before the transaction: the store's answers are not waited for under its locks.
+    uploads = start_direct_uploads(spec.blobs) if spec.direct else None
+    with aborting_on_failure(uploads), transaction.atomic():
         message = _insert_draft(
             sender,
             spec.blobs,
             attachment_bytes,
+            uploads=uploads,
             subject=subject,
             expires_at=spec.expires_at,
             max_opens=spec.max_opens,
@@ -414,9 +434,18 @@ def create_message(
     return CreatedMessage(message, opening_codes)
 
 
-def _insert_draft(sender: User, blobs: list[BlobSpec], attachment_bytes: int, **fields) -> Message:
-    """The draft message row and its empty blobs (inside the caller's transaction)."""
+def _insert_draft(
+    sender: User,
+    blobs: list[BlobSpec],
+    attachment_bytes: int,
+    *,
+    uploads: DirectUploads | None = None,
+    **fields,
+) -> Message:
+    """The draft message row and its empty blobs (inside the caller's transaction), with
+    the multipart uploads started for them in direct mode."""
     message = Message.objects.create(
+        public_id=uploads.message_id if uploads else uuid.uuid4(),
         organisation=sender.organisation,
         sender=sender,
         file_count=sum(1 for b in blobs if b.kind == BlobKind.FILE),
@@ -424,10 +453,192 @@ def _insert_draft(sender: User, blobs: list[BlobSpec], attachment_bytes: int, **
         created_at=clock.now(),
         **fields,
     )
-    Blob.objects.bulk_create(
-        [Blob(message=message, kind=b.kind, size=b.size, file_ref=b.file_ref or "") for b in blobs]
-    )
+    rows = []
+    for index, b in enumerate(blobs):
+        row = Blob(message=message, kind=b.kind, size=b.size, file_ref=b.file_ref or "")
+        if uploads:
+            row.public_id, row.upload_name, row.upload_id = uploads.blobs[index]
+            row.part_size = part_size_for(b.size)
+        rows.append(row)
+    Blob.objects.bulk_create(rows)
     return message
+
+
+# --- Direct mode: multipart uploads straight to the store -----------------------------------
+
+
+@dataclass(frozen=True)
+class DirectUploads:
+    """The multipart uploads started for a draft about to be created: its id, and for
+    each blob (in order) its id, object name and upload id."""
+
+    message_id: uuid.UUID
+    blobs: list[tuple[uuid.UUID, str, str]]
+
+
+def start_direct_uploads(blobs: list[BlobSpec]) -> DirectUploads | None:
+    """Start one multipart upload per blob of a new draft; None where the storage does
+    not allow direct uploads (the local folder, `?direct=false`): the client then uploads
+    through the app server."""
+    if not storage.direct_mode():
+        return None
+    message_id = uuid.uuid4()
+    started: list[tuple[uuid.UUID, str, str]] = []
+    with aborting_on_failure(DirectUploads(message_id, started)):
+        for _blob in blobs:
+            blob_id = uuid.uuid4()
+            name = storage.direct_object_name(message_id, blob_id)
+            started.append((blob_id, name, storage.start_upload(name)))
+    return DirectUploads(message_id, started)
+
+
+@contextlib.contextmanager
+def aborting_on_failure(uploads: DirectUploads | None):
+    """Abort these uploads if what follows fails (the draft that would name them is not
+    created); whatever cannot be aborted now, the purge aborts once it is stale."""
+    try:
+        yield
+    except BaseException:
+        for _blob_id, name, upload_id in uploads.blobs if uploads else ():
+            try:
+                storage.abort_upload(name, upload_id)
+            except Exception:  # the error that brought us here is the one to report
+                logger.warning("could not abort the upload of %s", name, exc_info=True)
+        raise
+
+
+def part_size_for(size: int) -> int:
+    """The size of each part of a blob (but the last): DIRECT_PART_BYTES, or the next MiB
+    multiple that keeps the blob within MAX_PARTS."""
+    needed = -(-size // MAX_PARTS)
+    if needed <= DIRECT_PART_BYTES:
+        return DIRECT_PART_BYTES
+    mib = 1024 * 1024
+    return -(-needed // mib) * mib
+
+
+def planned_parts(blob: Blob) -> list[tuple[int, int]]:
+    """(part number, size) of every part of a direct blob, as announced at creation."""
+    count = -(-blob.size // blob.part_size)
+    return [
+        (number, min(blob.part_size, blob.size - (number - 1) * blob.part_size))
+        for number in range(1, count + 1)
+    ]
+
+
+def direct_upload_state(blob: Blob, *, list_parts: bool = True) -> dict:
+    """What a client needs to upload a blob: `{"mode": "proxy"}` (through the app server),
+    or the direct multipart upload's parts, each with a fresh presigned URL unless the
+    store holds it already (`list_parts`: ask the store which, to resume)."""
+    if not blob.upload_id:
+        return {"mode": "proxy" if not blob.direct else "done", "part_size": 0, "parts": []}
+    held = storage.uploaded_parts(blob.upload_name, blob.upload_id) if list_parts else {}
+    planned = planned_parts(blob)
+    held = held or {}
+    missing = [(n, size) for n, size in planned if held.get(n, (None,))[0] != size]
+    lifetime = int(PART_URLS_LIFETIME.total_seconds())
+    urls = dict(
+        zip(
+            [n for n, _ in missing],
+            storage.part_urls(blob.upload_name, blob.upload_id, missing, lifetime),
+            strict=True,
+        )
+    )
+    if list_parts:
+        # Asking for part URLs is the draft's sign of life (its parts bypass the server).
+        Message.objects.filter(pk=blob.message_id).update(last_upload_at=clock.now())
+    return {
+        "mode": "direct",
+        "part_size": blob.part_size,
+        "expires_in": lifetime,
+        "parts": [
+            {"number": n, "size": size, "url": urls.get(n, ""), "uploaded": n not in urls}
+            for n, size in planned
+        ],
+    }
+
+
+def _parts_refused(count: int) -> ExchangeError:
+    return ExchangeError(
+        _(
+            "%(n)d part(s) of a file are missing from storage or not of the announced size. "
+            "Upload them again."
+        )
+        % {"n": count},
+        status=409,
+        code="incomplete",
+    )
+
+
+def complete_direct_uploads(message: Message) -> None:
+    """Complete each direct blob's multipart upload, once every part is in the store at
+    its announced size (ListParts), and check the object (HeadObject). On any mismatch
+    nothing is completed and the draft stays resumable (409)."""
+    for blob in message.blobs.exclude(upload_id="").order_by("id"):
+        _complete_direct(blob)
+
+
+def _complete_direct(blob: Blob) -> None:
+    with transaction.atomic():
+        # The claim, first in the transaction: of parallel finalises one completes; the
+        # others wait for it here and then find nothing to do (or, if it failed, retry).
+        claimed = Blob.objects.filter(pk=blob.pk, upload_id=blob.upload_id).update(
+            upload_id="", stored=blob.size, chunk_count=1
+        )
+        if not claimed:
+            return
+        held = storage.uploaded_parts(blob.upload_name, blob.upload_id)
+        if held is None:
+            # Completed by an attempt whose record was lost (or aborted): take the object
+            # if it is there whole, else the file must be uploaded again.
+            if storage.stored_size(blob.upload_name) != blob.size:
+                raise _parts_refused(len(planned_parts(blob)))
+        else:
+            planned = dict(planned_parts(blob))
+            wrong = sum(1 for n, size in planned.items() if held.get(n, (None,))[0] != size)
+            wrong += len(set(held) - set(planned))
+            if wrong:
+                raise _parts_refused(wrong)
+            storage.complete_upload(blob.upload_name, blob.upload_id, held)
+            if storage.stored_size(blob.upload_name) != blob.size:
+                # Cannot happen with the parts checked; if a store ever did it, the object
+                # is not what was announced, and it goes.
+                storage.delete(blob.upload_name)
+                raise _parts_refused(len(planned))
+        BlobChunk.objects.create(
+            blob_id=blob.pk, index=0, offset=0, size=blob.size, storage_name=blob.upload_name
+        )
+        Message.objects.filter(pk=blob.message_id).update(last_upload_at=clock.now())
+
+
+def _abort_direct_uploads(uploads: list[tuple[str, str]]) -> None:
+    for name, upload_id in uploads:
+        storage.abort_upload(name, upload_id)
+
+
+def abort_stale_uploads(now: datetime) -> int:
+    """Abort the multipart uploads started before the draft lifetime that nothing
+    completed (an upload given up, a draft whose removal could not abort it, one started
+    for a draft that was never created). Each abort is claimed by inserting its row: of
+    parallel purges exactly one aborts it and counts it."""
+    if not storage.direct_mode():
+        return 0
+    aborted = 0
+    for name, upload_id in storage.uploads_started_before(now - DRAFT_LIFETIME):
+        if Blob.objects.filter(upload_id=upload_id).exists():
+            # A live draft's (a store's clock, or its listing, may say otherwise): its
+            # removal, once stale, aborts it.
+            continue
+        try:
+            with transaction.atomic():
+                AbortedUpload.objects.create(upload_id=upload_id, name=name, aborted_at=now)
+                # In the claim's transaction: if the store fails, the claim goes with it
+                # and the next purge tries again.
+                aborted += storage.abort_upload(name, upload_id)
+        except IntegrityError:
+            continue  # claimed by another purge
+    AbortedUpload.objects.filter(aborted_at__lt=now - ABORT_CLAIMS_KEPT).delete()
+    return aborted
 
 
 # --- Sealed for an owner: envelope submissions and replies ---------------------------------
@@ -449,10 +660,12 @@ def create_sealed_draft(
     grant: RecipientSpec,
     blobs: list[BlobSpec],
     language: str = "en",
+    direct: bool = False,
     **fields,
 ) -> Message:
     """A draft with one grant that only `owner`, logged in, can open. The caller checks
-    its own rules and records its audit event in the same transaction."""
+    its own rules and records its audit event in the same transaction. `direct`: the
+    uploader asks to send its parts straight to the store."""
     spec = replace(grant, verification=Verification.ACCOUNT, email=owner.email, phone="")
     _validate_recipient(spec, 0)
     if Grant.objects.filter(token=spec.grant_token).exists():
@@ -460,11 +673,13 @@ def create_sealed_draft(
     if expires_at <= clock.now():
         raise ExchangeError(_("The expiry must be in the future."), field="expires_at")
     attachment_bytes = validate_blobs(owner.organisation, blobs)
-    with transaction.atomic():
+    uploads = start_direct_uploads(blobs) if direct else None
+    with aborting_on_failure(uploads), transaction.atomic():
         message = _insert_draft(
             owner,
             blobs,
             attachment_bytes,
+            uploads=uploads,
             kind=kind,
             subject=subject[:200],
             expires_at=expires_at,
@@ -677,9 +892,11 @@ def finalise_sealed(
 
 
 def check_ready(message: Message, notifications: list[Notification] | None) -> dict[str, str]:
-    """Check a draft can be sent; return the links to email, by grant token."""
+    """Check a draft can be sent (its direct uploads completed first); return the links
+    to email, by grant token."""
     if message.state != MessageState.DRAFT:
         raise ExchangeError(_("This message is already sent."), status=409, code="sent")
+    complete_direct_uploads(message)
     incomplete = [b for b in message.blobs.all() if not b.complete]
     if incomplete:
         raise ExchangeError(
@@ -1168,6 +1385,21 @@ def blob_chunk_names(blob: Blob) -> list[str]:
     return list(blob.chunks.order_by("index").values_list("storage_name", flat=True))
 
 
+def direct_download_url(blob: Blob) -> str:
+    """A short-lived presigned GET of the blob when the store serves it itself (direct
+    mode, the blob one object), else "" (it streams through the app server). The object
+    is looked at first: a store that does not answer is a 503, and nothing is recorded."""
+    if not storage.direct_mode():
+        return ""
+    names = blob_chunk_names(blob)
+    if len(names) != 1:
+        return ""
+    if storage.stored_size(names[0]) is None:
+        logger.error("the stored chunk %s is missing from storage", names[0])
+        raise storage.StorageUnavailable()
+    return storage.download_url(names[0], int(DIRECT_DOWNLOAD_LIFETIME.total_seconds()))
+
+
 # --- Replies ---------------------------------------------------------------------------------
 
 REPLY_SALT = "sealbox.exchange.reply"
@@ -1229,6 +1461,7 @@ def create_reply(
     owner_grant: RecipientSpec,
     blobs: list[BlobSpec],
     *,
+    direct: bool = False,
     request: HttpRequest | None = None,
 ) -> Message:
     """A reply draft sealed in the recipient's browser for the original sender."""
@@ -1260,6 +1493,7 @@ def create_reply(
             language=parent.sender.language,
             parent=parent,
             replied_by=grant,
+            direct=direct,
         )
 
 
@@ -1426,6 +1660,10 @@ def finish_interrupted_deletions(now: datetime) -> int:
 
 
 def _delete_stored(message: Message, names: list[str]) -> None:
+    # Direct uploads still open: each abort claimed by clearing its id (one deleter does).
+    for blob in Blob.objects.filter(message=message).exclude(upload_id=""):
+        if Blob.objects.filter(pk=blob.pk, upload_id=blob.upload_id).update(upload_id=""):
+            storage.abort_upload(blob.upload_name, blob.upload_id)
     for name in names:
         storage.delete(name)
     # And what no chunk row names: attempts that died between writing and recording, or
@@ -1460,8 +1698,14 @@ def remove_draft(message: Message, *, condition: Q | None = None) -> bool:
         names = list(
             BlobChunk.objects.filter(blob__message=draft).values_list("storage_name", flat=True)
         )
+        uploads = list(
+            Blob.objects.filter(message=draft)
+            .exclude(upload_id="")
+            .values_list("upload_name", "upload_id")
+        )
         draft.delete()
     try:
+        _abort_direct_uploads(uploads)
         _delete_stored(message, names)
     except storage.StorageUnavailable:
         # The rows are gone with the grant's server secret: what stays is noise.
@@ -1478,6 +1722,8 @@ class PurgeReport:
     deletions_finished: int = 0
     # Deletions claimed whose objects the store has not deleted yet (it was unavailable).
     deletions_waiting: int = 0
+    # Stale multipart uploads (direct mode) aborted.
+    uploads_aborted: int = 0
 
 
 def purge(now: datetime | None = None) -> PurgeReport:
@@ -1540,6 +1786,7 @@ def purge(now: datetime | None = None) -> PurgeReport:
     for message in abandoned_drafts(now):
         if remove_draft(message, condition=idle_since(now - ABANDONED_AFTER)):
             report.drafts_removed += 1
+    report.uploads_aborted = abort_stale_uploads(now)
     report.deletions_waiting = _messages_with_chunks(
         blob__message__blobs_deleted_at__isnull=False
     ).count()

@@ -79,6 +79,11 @@ def new_chunk_name(message_id, blob_id, index: int) -> str:
     return f"{blob_folder(message_id, blob_id)}/{index:06d}.{secrets.token_hex(8)}"
 
 
+def direct_object_name(message_id, blob_id) -> str:
+    """The object a direct upload assembles its parts into (one per blob)."""
+    return f"{blob_folder(message_id, blob_id)}/blob.{secrets.token_hex(8)}"
+
+
 def write_chunk(name: str, source, length: int) -> str:
     """Stream `length` bytes from `source` into a new object `name`; return the name used.
 
@@ -188,3 +193,194 @@ def _pieces(names: list[str]) -> Iterator[bytes]:
 def delete(name: str) -> None:
     with storage_calls():
         default_storage.delete(name)
+
+
+# --- Direct mode: S3 multipart uploads and presigned URLs ---------------------------------
+#
+# With S3 storage (unless `?direct=false`), clients PUT each blob's ciphertext as the parts
+# of one multipart upload, with URLs presigned here (each signs its part's Content-Length,
+# so the store refuses a body of another size), and GET it back with a presigned URL: the
+# app servers sign and check, and never carry the bytes.
+
+
+def direct_mode() -> bool:
+    """Whether uploads and downloads may go straight to the store."""
+    from django.conf import settings
+
+    return getattr(settings, "SEALBOX_DIRECT_STORAGE", None) is not None and hasattr(
+        default_storage, "bucket_name"
+    )
+
+
+def _key(name: str) -> str:
+    from storages.utils import clean_name
+
+    return default_storage._normalize_name(clean_name(name))
+
+
+def _name_of(key: str) -> str:
+    location = (getattr(default_storage, "location", "") or "").strip("/")
+    return key[len(location) + 1 :] if location and key.startswith(location + "/") else key
+
+
+def _client():
+    return default_storage.connection.meta.client
+
+
+_presigners: dict[tuple, object] = {}
+
+
+def _presigner():
+    """The client that signs the URLs clients use: the store's own, or one naming the
+    public endpoint (SEALBOX_STORAGE_PUBLIC_URL) when clients reach it by another address
+    (the host is part of what is signed)."""
+    from django.conf import settings
+
+    public = settings.SEALBOX_DIRECT_STORAGE.public_endpoint
+    if not public:
+        return _client()
+    store = default_storage
+    cache_key = (id(store), public)
+    if cache_key not in _presigners:
+        import boto3
+
+        _presigners[cache_key] = boto3.session.Session().client(
+            "s3",
+            endpoint_url=public,
+            region_name=store.region_name,
+            aws_access_key_id=store.access_key,
+            aws_secret_access_key=store.secret_key,
+            aws_session_token=store.security_token,
+            config=store.client_config,
+        )
+    return _presigners[cache_key]
+
+
+def _no_such_upload(error: Exception) -> bool:
+    code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+    return code in ("NoSuchUpload", "404")
+
+
+def start_upload(name: str) -> str:
+    """Start the multipart upload of a new object `name`; its upload id."""
+    with storage_calls():
+        answer = _client().create_multipart_upload(
+            Bucket=default_storage.bucket_name,
+            Key=_key(name),
+            ContentType="application/octet-stream",
+        )
+    return answer["UploadId"]
+
+
+def part_urls(name: str, upload_id: str, parts: list[tuple[int, int]], lifetime: int) -> list[str]:
+    """A presigned PUT URL for each (part number, size), valid `lifetime` seconds. The
+    size is signed (Content-Length), so the store refuses a larger or smaller part."""
+    signer = _presigner()
+    key = _key(name)
+    with storage_calls():
+        return [
+            signer.generate_presigned_url(
+                "upload_part",
+                Params={
+                    "Bucket": default_storage.bucket_name,
+                    "Key": key,
+                    "UploadId": upload_id,
+                    "PartNumber": number,
+                    "ContentLength": size,
+                },
+                ExpiresIn=lifetime,
+            )
+            for number, size in parts
+        ]
+
+
+def uploaded_parts(name: str, upload_id: str) -> dict[int, tuple[int, str]] | None:
+    """The parts the store holds so far (number → (size, ETag)); None if the upload is no
+    longer in progress (completed or aborted)."""
+    found: dict[int, tuple[int, str]] = {}
+    marker = 0
+    while True:
+        try:
+            with storage_calls():
+                answer = _client().list_parts(
+                    Bucket=default_storage.bucket_name,
+                    Key=_key(name),
+                    UploadId=upload_id,
+                    PartNumberMarker=marker,
+                )
+        except Exception as error:
+            if _no_such_upload(error):
+                return None
+            raise
+        for part in answer.get("Parts", []):
+            found[part["PartNumber"]] = (part["Size"], part["ETag"])
+        if not answer.get("IsTruncated"):
+            return found
+        marker = answer["NextPartNumberMarker"]
+
+
+def complete_upload(name: str, upload_id: str, parts: dict[int, tuple[int, str]]) -> None:
+    """Assemble the parts (as listed) into the object `name`."""
+    with storage_calls():
+        _client().complete_multipart_upload(
+            Bucket=default_storage.bucket_name,
+            Key=_key(name),
+            UploadId=upload_id,
+            MultipartUpload={
+                "Parts": [{"PartNumber": n, "ETag": parts[n][1]} for n in sorted(parts)]
+            },
+        )
+
+
+def abort_upload(name: str, upload_id: str) -> bool:
+    """Abort a multipart upload (its parts are deleted); False if it was no longer open."""
+    try:
+        with storage_calls():
+            _client().abort_multipart_upload(
+                Bucket=default_storage.bucket_name, Key=_key(name), UploadId=upload_id
+            )
+    except Exception as error:
+        if _no_such_upload(error):
+            return False
+        raise
+    return True
+
+
+def uploads_started_before(cutoff) -> list[tuple[str, str]]:
+    """(name, upload id) of every multipart upload under messages/ started before
+    `cutoff` (a datetime)."""
+    found: list[tuple[str, str]] = []
+    prefix = _key("messages") + "/"
+    markers: dict[str, str] = {}
+    while True:
+        with storage_calls():
+            answer = _client().list_multipart_uploads(
+                Bucket=default_storage.bucket_name, Prefix=prefix, **markers
+            )
+        for upload in answer.get("Uploads", []):
+            if upload["Initiated"] < cutoff:
+                found.append((_name_of(upload["Key"]), upload["UploadId"]))
+        if not answer.get("IsTruncated"):
+            return found
+        markers = {
+            "KeyMarker": answer["NextKeyMarker"],
+            "UploadIdMarker": answer["NextUploadIdMarker"],
+        }
+
+
+def download_url(name: str, lifetime: int) -> str:
+    """A presigned GET of the object, valid `lifetime` seconds. The store is told to
+    answer as a plain attachment that nothing caches, named nothing (the object name is
+    random, and the file name never reaches the server)."""
+    with storage_calls():
+        return _presigner().generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": default_storage.bucket_name,
+                "Key": _key(name),
+                "ResponseContentDisposition": "attachment",
+                "ResponseContentType": "application/octet-stream",
+                "ResponseCacheControl": "no-store",
+            },
+            ExpiresIn=lifetime,
+        )

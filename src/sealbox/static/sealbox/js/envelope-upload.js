@@ -41,6 +41,7 @@ function blobUpload(id, blob, uploadToken, csrf, progress, total) {
     headers: { "X-Upload-Token": uploadToken },
     csrf,
     onProgress: progress ? (stored) => { progress.value = Math.round((stored / total) * 100); } : null,
+    plan: blob.upload,
   };
 }
 
@@ -64,6 +65,8 @@ export async function sealForOwner({ body, files, baseUrl, create, finaliseUrl, 
       { kind: "manifest", size: manifestBytes.length },
       ...files.map((f) => ({ kind: "file", size: encryptedSize(f.file.size), file_ref: f.ref, extension: extensionOf(f.file.name) })),
     ],
+    // Straight to the object store when the server allows it (S3); else through it.
+    upload_mode: "direct",
   });
   const uploadToken = created.upload_token;
   const manifestBlob = created.blobs.find((b) => b.kind === "manifest");

@@ -126,6 +126,7 @@ function blobUpload(messageId, blob, onProgress) {
     blobId: blob.id,
     csrf: csrf(),
     onProgress,
+    plan: blob.upload,
   };
 }
 
@@ -187,6 +188,8 @@ async function send() {
         { kind: "manifest", size: manifestBytes.length },
         ...files.map((f) => ({ kind: "file", size: encryptedSize(f.file.size), file_ref: f.ref })),
       ],
+      // Straight to the object store when the server allows it (S3); else through it.
+      upload_mode: "direct",
     };
     const created = await apiFetch(form.dataset.api, { method: "POST", json: payload, csrf: csrf() });
     const manifestBlob = created.blobs.find((b) => b.kind === "manifest");

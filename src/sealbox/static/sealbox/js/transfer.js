@@ -76,12 +76,19 @@ export function manifestTooLong(plaintext, limit) {
  *   blobId    this blob's id in that state
  *   headers   extra headers (an upload token), csrf the page's CSRF token
  *   onProgress(stored) after each chunk
+ *   plan      the blob's `upload` from the created draft: when its mode is "direct", the
+ *             parts go straight to the object store by their presigned URLs instead
  */
-export async function uploadStream(stream, { blobUrl, stateUrl, blobId, headers = {}, csrf, onProgress }) {
-  const put = (offset, chunk) => putChunk(blobUrl, offset, chunk,
-    { headers, csrf, stored: () => storedBytes(stateUrl, blobId, headers) });
+export async function uploadStream(stream, { blobUrl, stateUrl, blobId, headers = {}, csrf, onProgress, plan }) {
+  const direct = plan?.mode === "direct";
+  const parts = direct ? new PartUrls(`${blobUrl}/parts`, headers, plan) : null;
+  let partNumber = 0;
+  const put = direct
+    ? (offset, chunk) => putPart(parts, ++partNumber, chunk)
+    : (offset, chunk) => putChunk(blobUrl, offset, chunk,
+      { headers, csrf, stored: () => storedBytes(stateUrl, blobId, headers) });
   const reader = stream.getReader();
-  const buffer = new Uint8Array(CHUNK_BYTES);
+  const buffer = new Uint8Array(direct ? plan.part_size : CHUNK_BYTES);
   let filled = 0;
   let offset = 0;
   const flush = async () => {
@@ -96,11 +103,11 @@ export async function uploadStream(stream, { blobUrl, stateUrl, blobId, headers 
     if (done) break;
     let position = 0;
     while (position < value.length) {
-      const take = Math.min(value.length - position, CHUNK_BYTES - filled);
+      const take = Math.min(value.length - position, buffer.length - filled);
       buffer.set(value.subarray(position, position + take), filled);
       filled += take;
       position += take;
-      if (filled === CHUNK_BYTES) await flush();
+      if (filled === buffer.length) await flush();
     }
   }
   await flush();
@@ -127,6 +134,68 @@ async function putChunk(blobUrl, offset, chunk, { headers, csrf, stored }) {
       if (attempt >= 3 || permanent) throw error;
       await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS * attempt));
     }
+  }
+}
+
+/** Fresh part URLs are asked for once those in hand are this old (they last 30 minutes,
+ * and each ask tells the server the upload is alive). */
+export let PART_URLS_REFRESH_MS = 10 * 60 * 1000;
+export function setPartUrlsRefresh(ms) { PART_URLS_REFRESH_MS = ms; }
+
+/** A direct blob's parts as the server last described them: the store's state (which
+ * parts it holds, from ListParts) and a presigned URL for each of the others. */
+class PartUrls {
+  constructor(url, headers, plan) {
+    this.url = url;
+    this.headers = headers;
+    this.take(plan);
+  }
+
+  take(plan) {
+    this.parts = new Map(plan.parts.map((p) => [p.number, p]));
+    this.fetched = Date.now();
+  }
+
+  async refresh() {
+    this.take(await apiFetch(this.url, { headers: this.headers }));
+  }
+
+  async part(number) {
+    if (Date.now() - this.fetched > PART_URLS_REFRESH_MS) await this.refresh();
+    return this.parts.get(number);
+  }
+}
+
+/** PUT one part to the store, retrying as putChunk does. After a failure the server is
+ * asked for the store's state: a part that arrived while its answer was lost is not sent
+ * again, and URLs that expired are replaced. Nothing of the session goes to the store. */
+async function putPart(parts, number, chunk) {
+  for (let attempt = 1; ; attempt++) {
+    const part = await parts.part(number);
+    if (!part || part.uploaded) return null;
+    let error;
+    try {
+      const response = await fetch(part.url, { method: "PUT", body: chunk, credentials: "omit" });
+      if (response.ok) return null;
+      error = new StoreError(response.status, await response.text().catch(() => ""));
+    } catch (failure) {
+      error = failure;
+    }
+    // 403: the URL expired (or the clock is off); 5xx, throttling and the network: again.
+    const permanent = error instanceof StoreError && error.status < 500 && ![403, 408, 429].includes(error.status);
+    if (attempt >= 3 || permanent) throw error;
+    await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS * attempt));
+    try { await parts.refresh(); } catch { /* the server is away too: try the URL in hand */ }
+  }
+}
+
+/** The object store refused a part: its status and S3 error code, in one line. */
+export class StoreError extends Error {
+  constructor(status, body) {
+    const code = /<Code>([^<]*)<\/Code>/.exec(body || "")?.[1];
+    super(`The file store answered HTTP ${status}${code ? ` (${code})` : ""}.`);
+    this.name = "StoreError";
+    this.status = status;
   }
 }
 
