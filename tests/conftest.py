@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings
+from django.utils import translation
 
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import Plan, Role
@@ -21,6 +23,15 @@ class MovableClock:
     def advance(self, **delta) -> datetime:
         self.current += timedelta(**delta)
         return self.current
+
+
+@pytest.fixture(autouse=True)
+def default_language():
+    """Each test starts in the default language: the test client runs requests in the test's
+    own thread, so a French user's request leaves French active for whatever runs next."""
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture
