@@ -134,7 +134,7 @@ def test_reply_opens_are_limited(send, sender):
 def test_replies_do_not_count_in_the_monthly_quota(send, sender):
     sent = send(reply_mode="text")
     reply(unlock(sent)["reply"]["authorisation"], body="ok")
-    from sealbox import clock as clk
+    from sealbox.lib import clock as clk
 
     assert exchange.count_sent_since(sender.organisation, exchange.month_start(clk.now())) == 1
 

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from django.views.generic.edit import FormView
 
 from sealbox.accounts import forms, services
-from sealbox.http import client_ip
+from sealbox.lib.http import client_ip
 from sealbox.twofactor import services as twofactor
 from sealbox.twofactor import views as twofactor_views
 from sealbox.twofactor.decorators import reauth_required

@@ -8,12 +8,16 @@ from ninja.errors import HttpError
 from ninja.security import APIKeyCookie, HttpBearer
 
 from sealbox import csrf
+from sealbox.lib.errors import SealboxError
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
-class SecondFactorRequired(Exception):
-    """The caller is known, but must set up a second factor first (answered 403)."""
+class SecondFactorRequired(SealboxError):
+    """The caller is known, but must set up a second factor first."""
+
+    status = 403
+    code = "second_factor_required"
 
 
 def _refuse_held(user) -> None:

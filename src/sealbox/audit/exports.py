@@ -26,10 +26,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from sealbox import clock
 from sealbox.audit import sealing
 from sealbox.audit import services as audit
 from sealbox.audit.models import GENESIS_HASH, ChainHead, Checkpoint, Event
+from sealbox.lib import clock
 
 # --- cell values --------------------------------------------------------------------
 

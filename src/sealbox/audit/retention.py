@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 
-from sealbox import clock
 from sealbox.accounts.models import Organisation
 from sealbox.audit import sealing
 from sealbox.audit import services as audit
 from sealbox.audit.models import ChainHead, Checkpoint, Event
+from sealbox.lib import clock
 
 CHECKPOINT_ACTION = "audit.retention_checkpoint"
 logger = logging.getLogger(__name__)

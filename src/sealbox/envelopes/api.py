@@ -10,7 +10,6 @@ from typing import Literal
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 
-from sealbox import clock
 from sealbox.api.auth import public_csrf
 from sealbox.envelopes import services
 from sealbox.envelopes.models import EnvelopeVerification, FilesMode
@@ -27,6 +26,7 @@ from sealbox.exchange.api import (
 )
 from sealbox.exchange.models import BlobKind
 from sealbox.exchange.services import BlobSpec, ExchangeError
+from sealbox.lib import clock
 from sealbox.twofactor.services import mask_phone
 
 router = Router(tags=["envelopes"])

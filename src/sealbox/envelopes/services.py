@@ -20,7 +20,6 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
-from sealbox import clock
 from sealbox.accounts.models import User
 from sealbox.audit import services as audit
 from sealbox.envelopes.models import (
@@ -41,8 +40,9 @@ from sealbox.exchange.services import (
     check_within_limits,
     enforce_limits,
 )
-from sealbox.formats import human_size
-from sealbox.http import client_ip
+from sealbox.lib import clock
+from sealbox.lib.formats import human_size
+from sealbox.lib.http import client_ip
 from sealbox.ratelimit import services as ratelimit
 from sealbox.ratelimit.services import Rule
 

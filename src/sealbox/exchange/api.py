@@ -14,6 +14,7 @@ from sealbox.api.auth import public_csrf
 from sealbox.exchange import codes, services
 from sealbox.exchange.models import Blob, BlobKind, Delivery, Grant, ReplyMode, Verification
 from sealbox.exchange.services import ExchangeError
+from sealbox.lib.errors import SealboxError
 from sealbox.ops import metrics
 from sealbox.twofactor.services import mask_phone
 
@@ -405,7 +406,7 @@ def unlock(request: HttpRequest, token: str, payload: UnlockIn):
         result = services.unlock(
             token, code=payload.code, password_verifier=verifier, request=request
         )
-    except ExchangeError as refusal:
+    except SealboxError as refusal:  # a storage outage is counted too
         metrics.UNLOCKS.labels(outcome=refusal.code or "refused").inc()
         raise
     metrics.UNLOCKS.labels(outcome="opened").inc()

@@ -23,13 +23,13 @@ from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
-from sealbox import clock, keys
+from sealbox import keys
 from sealbox.accounts.models import Organisation, User
 from sealbox.audit import services as audit
 from sealbox.crypto import CryptoError, links
 from sealbox.crypto.grants import SERVER_SECRET_LENGTH, WRAPPED_KEY_LENGTH
-from sealbox.errors import ExchangeError
 from sealbox.exchange import storage
+from sealbox.exchange.errors import ExchangeError
 from sealbox.exchange.limits import MAX_MANIFEST_BYTES
 from sealbox.exchange.models import (
     Blob,
@@ -43,8 +43,9 @@ from sealbox.exchange.models import (
     ReplyMode,
     Verification,
 )
-from sealbox.formats import human_size
-from sealbox.http import client_ip
+from sealbox.lib import clock
+from sealbox.lib.formats import human_size
+from sealbox.lib.http import client_ip
 from sealbox.ops import metrics
 from sealbox.ratelimit import services as ratelimit
 from sealbox.ratelimit.services import Rule

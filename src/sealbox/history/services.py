@@ -14,7 +14,6 @@ from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
-from sealbox import clock
 from sealbox.accounts.models import User
 from sealbox.audit.models import Event
 from sealbox.exchange.models import (
@@ -26,6 +25,7 @@ from sealbox.exchange.models import (
     Verification,
     reference_for,
 )
+from sealbox.lib import clock
 
 PAGE_SIZE = 50
 

@@ -46,10 +46,10 @@ from django.dispatch import Signal
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
-from sealbox import clock
 from sealbox.audit import services as audit
 from sealbox.audit.models import ActorType
-from sealbox.errors import StorageUnavailable
+from sealbox.lib import clock
+from sealbox.lib.errors import StorageUnavailable
 from sealbox.notify import keystore, sealing, sms
 from sealbox.notify.models import (
     FINAL_STATUSES,
@@ -605,7 +605,7 @@ def purge() -> PurgeReport:
             continue
         if status is None:
             # No row: its queuing transaction rolled back, or is still committing.
-            # Storage times are wall-clock times, not sealbox.clock's.
+            # Storage times are wall-clock times, not sealbox.lib.clock's.
             stored_at = keystore.stored_at(outbox_id)
             if stored_at is None or stored_at > timezone.now() - ORPHAN_KEY_GRACE:
                 continue

@@ -20,7 +20,7 @@ from pathlib import Path
 from django.core.files.storage import FileSystemStorage, storages
 from django.db import close_old_connections, connection, connections
 
-from sealbox import clock
+from sealbox.lib import clock
 from sealbox.ops.models import WorkerHeartbeat
 
 READINESS_DEADLINE_SECONDS = 2.5

@@ -33,11 +33,13 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.util import random_hex
 from django_otp_webauthn.models import WebAuthnCredential
 
-from sealbox import clock, keys
+from sealbox import keys
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import Organisation, User
 from sealbox.audit import services as audit
-from sealbox.http import client_ip
+from sealbox.lib import clock
+from sealbox.lib.errors import SealboxError
+from sealbox.lib.http import client_ip
 from sealbox.notify import services as notify
 from sealbox.notify import sms_tasks
 from sealbox.ratelimit import services as ratelimit
@@ -87,14 +89,12 @@ SESSION_PASSKEY_REGISTER_STATE = "sealbox_passkey_register_state"
 PRIMARY_FACTORS = (Factor.SMS, Factor.TOTP, Factor.PASSKEY)
 
 
-class TwoFactorError(Exception):
-    """A request the rules refuse; the message is shown to the person as is."""
+class TwoFactorError(SealboxError):
+    """A second-factor request the rules refuse (403 unless a raise site says otherwise:
+    429 when it is a matter of waiting)."""
 
-    def __init__(self, message: str, *, code: str = "", retry_after: int = 0):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.retry_after = retry_after
+    status = 403
+    code = "refused"
 
 
 class PendingLoginExpired(TwoFactorError):
@@ -237,6 +237,7 @@ def _too_many_sms(retry_after: int) -> TwoFactorError:
             minutes,
         )
         % {"n": minutes},
+        status=429,
         code="sms_limit",
         retry_after=retry_after,
     )
@@ -293,6 +294,7 @@ def send_code(
                 wait,
             )
             % {"n": wait},
+            status=429,
             code="cooldown",
             retry_after=wait,
         )
@@ -1326,6 +1328,7 @@ def reauthenticate(request: HttpRequest, password: str) -> None:
                 decision.retry_after_minutes,
             )
             % {"n": decision.retry_after_minutes},
+            status=429,
             code="throttled",
             retry_after=decision.retry_after,
         )

@@ -20,7 +20,6 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from sealbox import clock
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import (
     ApiToken,
@@ -38,6 +37,7 @@ from sealbox.accounts.models import (
 from sealbox.accounts.services import AccountError, AddressUnavailable, _lazy, token_hash
 from sealbox.audit import services as audit
 from sealbox.envelopes import services as envelopes
+from sealbox.lib import clock
 from sealbox.notify import services as notify
 
 INVITATION_LIFETIME = timedelta(hours=72)
@@ -108,19 +108,23 @@ def _ensure_not_last_admin(target: User) -> None:
                 "%(email)s is the last active administrator of %(org)s. Make another user "
                 "an administrator first."
             )
-            % {"email": target.email, "org": target.organisation.name}
+            % {"email": target.email, "org": target.organisation.name},
+            code="last_admin",
         )
 
 
 def _refusal(error: ValidationError) -> AccountError:
     """A model's validation error as a refusal naming its first field."""
     fields = list(getattr(error, "error_dict", {}))
-    return AccountError(" ".join(error.messages), field=fields[0] if fields else "")
+    return AccountError(" ".join(error.messages), code="invalid", field=fields[0] if fields else "")
 
 
 def _ensure_not_self(actor: User, target: User) -> None:
     if actor.pk == target.pk:
-        raise AccountError(_("You cannot do this to your own account. Ask another administrator."))
+        raise AccountError(
+            _("You cannot do this to your own account. Ask another administrator."),
+            code="own_account",
+        )
 
 
 def has_two_factor(user: User) -> bool:
@@ -156,7 +160,8 @@ def _check_seats(organisation: Organisation, wanted: int = 1) -> None:
                 "org": organisation.name,
                 "used": accounts.seats_used(organisation),
                 "seats": organisation.seats,
-            }
+            },
+            code="no_free_seat",
         )
 
 
@@ -527,7 +532,7 @@ def update_user(
     changed = [n for n in EDIT_FIELDS if n in values and getattr(target, n) != values[n]]
     if "role" in changed:
         if values["role"] not in Role.values:
-            raise AccountError(_("Choose a role from the list."))
+            raise AccountError(_("Choose a role from the list."), code="invalid")
         if values["role"] != Role.ADMIN:
             _ensure_not_last_admin(target)
     device = twofactor.sms_device(target)
@@ -536,9 +541,14 @@ def update_user(
     turn_on = bool(enable_2fa) and device is None
     turn_off = enable_2fa is False and device is not None
     if turn_on and not new_phone:
-        raise AccountError(_("Enter the user's mobile phone number to enable 2FA authentication."))
+        raise AccountError(
+            _("Enter the user's mobile phone number to enable 2FA authentication."),
+            code="phone_required",
+        )
     if device is not None and not turn_off and mobile_phone == "":
-        raise AccountError(_("A user with SMS 2FA needs a mobile phone number."))
+        raise AccountError(
+            _("A user with SMS 2FA needs a mobile phone number."), code="phone_required"
+        )
     if not (changed or phone_changed or turn_on or turn_off):
         return []
     notices = []
