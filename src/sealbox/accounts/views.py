@@ -9,7 +9,6 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
@@ -20,18 +19,11 @@ from django.views.generic.edit import FormView
 
 from sealbox.accounts import forms, services
 from sealbox.lib.http import client_ip
+from sealbox.lib.language import set_language_cookie
+from sealbox.lib.urls import requested_next
 from sealbox.twofactor import services as twofactor
 from sealbox.twofactor import views as twofactor_views
 from sealbox.twofactor.decorators import reauth_required
-
-
-def _safe_next(request, fallback: str) -> str:
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if url_has_allowed_host_and_scheme(
-        target, {request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return fallback
 
 
 def _throttled_message(retry_after: int) -> str:
@@ -70,23 +62,18 @@ def login_view(request, default_next: str = ""):
         elif twofactor.needs_second_step(result.user):
             # Password accepted, second factor pending: no session is opened yet.
             return twofactor_views.start_second_step(
-                request, result.user, _safe_next(request, default_next)
+                request, result.user, requested_next(request, default_next)
             )
         else:
             services.complete_login(request, result.user)
             response = redirect(
-                _safe_next(request, default_next or reverse_lazy("accounts:account"))
+                requested_next(request, default_next or reverse_lazy("accounts:account"))
             )
-            response.set_cookie(
-                settings.LANGUAGE_COOKIE_NAME,
-                result.user.language,
-                samesite="Lax",
-                secure=settings.LANGUAGE_COOKIE_SECURE,
-                httponly=True,
-            )
-            return response
+            return set_language_cookie(response, result.user.language)
     return render(
-        request, "accounts/login.html", {"form": form, "next": _safe_next(request, default_next)}
+        request,
+        "accounts/login.html",
+        {"form": form, "next": requested_next(request, default_next)},
     )
 
 
@@ -114,15 +101,7 @@ def account_view(request):
             messages.success(request, _("Your profile is saved."))
         else:
             messages.info(request, _("Nothing to save: no field was changed."))
-        response = redirect("accounts:account")
-        response.set_cookie(
-            settings.LANGUAGE_COOKIE_NAME,
-            user.language,
-            samesite="Lax",
-            secure=settings.LANGUAGE_COOKIE_SECURE,
-            httponly=True,
-        )
-        return response
+        return set_language_cookie(redirect("accounts:account"), user.language)
     return _render_account(request, form=form, phone_section=phone_section)
 
 

@@ -27,7 +27,7 @@ from sealbox.exchange.api import (
 from sealbox.exchange.models import BlobKind
 from sealbox.exchange.services import BlobSpec, ExchangeError
 from sealbox.lib import clock
-from sealbox.twofactor.services import mask_phone
+from sealbox.lib.phones import mask_phone
 
 router = Router(tags=["envelopes"])
 

@@ -270,19 +270,6 @@ def _validate_recipient(recipient: EnvelopeRecipient, index: int) -> None:
         )
 
 
-def _parsed_phone(phone: str, country: str, index: int) -> str:
-    from django.core.exceptions import ValidationError
-
-    from sealbox.twofactor.services import parse_phone
-
-    if not phone:
-        return ""
-    try:
-        return parse_phone(phone, country)
-    except ValidationError as error:
-        raise ExchangeError(error.messages[0], field=f"recipients[{index}].phone") from None
-
-
 def new_link_token() -> str:
     return secrets.token_urlsafe(16)
 
@@ -296,7 +283,10 @@ def create_envelope(
 ) -> Envelope:
     """Create the envelope and its links; with Send, email each recipient their link."""
     _validate_spec(owner, spec)
-    phones = [_parsed_phone(r.phone, owner.sms_country, i) for i, r in enumerate(spec.recipients)]
+    phones = [
+        exchange.recipient_phone(r.phone, owner.sms_country, i)
+        for i, r in enumerate(spec.recipients)
+    ]
     limit = plan_limit(owner)
     max_total = spec.max_total_bytes if spec.max_total_bytes is not None else limit
     with transaction.atomic():

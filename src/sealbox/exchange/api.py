@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
 
@@ -11,25 +9,24 @@ from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Field, Router, Schema, Status
 
 from sealbox.api.auth import public_csrf
+from sealbox.crypto import CryptoError
+from sealbox.crypto._b64 import b64url_decode, b64url_encode
 from sealbox.exchange import codes, services
 from sealbox.exchange.models import Blob, BlobKind, Delivery, Grant, ReplyMode, Verification
 from sealbox.exchange.services import ExchangeError
 from sealbox.lib.errors import SealboxError
+from sealbox.lib.phones import mask_phone
 from sealbox.ops import metrics
-from sealbox.twofactor.services import mask_phone
 
 router = Router(tags=["messages"])
 
 
 def b64decode(value: str, field: str) -> bytes:
+    """A key field of a request, decoded as the clients encode it (crypto's base64url)."""
     try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError):
+        return b64url_decode(value, what=field)
+    except CryptoError:
         raise ExchangeError(f"{field}: expected base64url", field=field) from None
-
-
-def b64encode(value: bytes) -> str:
-    return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
 
 
 # --- Schemas ---------------------------------------------------------------------------
@@ -411,8 +408,8 @@ def unlock(request: HttpRequest, token: str, payload: UnlockIn):
         raise
     metrics.UNLOCKS.labels(outcome="opened").inc()
     return {
-        "server_secret": b64encode(result.server_secret),
-        "wrapped_key": b64encode(result.wrapped_key),
+        "server_secret": b64url_encode(result.server_secret),
+        "wrapped_key": b64url_encode(result.wrapped_key),
         "opens_left": result.opens_left,
         "downloads": [
             {

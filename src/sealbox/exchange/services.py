@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest
@@ -43,7 +44,7 @@ from sealbox.exchange.models import (
     ReplyMode,
     Verification,
 )
-from sealbox.lib import clock
+from sealbox.lib import clock, phones
 from sealbox.lib.formats import human_size
 from sealbox.lib.http import client_ip
 from sealbox.ops import metrics
@@ -254,19 +255,19 @@ def _validate_recipient(spec: RecipientSpec, index: int) -> None:
         raise ExchangeError(_("A recipient's wrapped key is malformed."), field=field)
 
 
-def _with_parsed_phone(spec: RecipientSpec, country: str, index: int) -> RecipientSpec:
-    """The recipient's phone in E.164, read with the sender's default SMS country."""
-    from django.core.exceptions import ValidationError
-
-    from sealbox.twofactor.services import parse_phone
-
-    if not spec.phone:
-        return spec
+def recipient_phone(phone: str, country: str, index: int) -> str:
+    """A recipient's phone in E.164 (or "" for none), read with the sender's default SMS
+    country; refused naming the recipient's row (messages and envelopes alike)."""
     try:
-        phone = parse_phone(spec.phone, country)
+        return phones.parse_optional_phone(phone, country)
     except ValidationError as error:
         raise ExchangeError(error.messages[0], field=f"recipients[{index}].phone") from None
-    return replace(spec, phone=phone)
+
+
+def _with_parsed_phone(spec: RecipientSpec, country: str, index: int) -> RecipientSpec:
+    if not spec.phone:
+        return spec
+    return replace(spec, phone=recipient_phone(spec.phone, country, index))
 
 
 def validate_blobs(organisation: Organisation, blobs: list[BlobSpec]) -> int:

@@ -14,3 +14,9 @@ def safe_next(request: HttpRequest, target: str | None, fallback: str) -> str:
     ):
         return target
     return fallback
+
+
+def requested_next(request: HttpRequest, fallback: str) -> str:
+    """The `next` the request asks for (the form's field, else the query string), made
+    safe by `safe_next`."""
+    return safe_next(request, request.POST.get("next") or request.GET.get("next"), fallback)

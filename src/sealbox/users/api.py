@@ -10,6 +10,7 @@ from ninja.errors import ValidationError as InvalidInput
 
 from sealbox.accounts.models import Language, Role, User, validate_sms_country
 from sealbox.accounts.services import AccountError
+from sealbox.lib import phones
 from sealbox.users import services
 
 router = Router(tags=["users"])
@@ -76,12 +77,10 @@ def list_users(request, q: str = ""):
 @router.post("/users", response={201: UserOut})
 def add_user(request, payload: UserIn):
     actor = _admin(request)
-    from sealbox.twofactor.services import parse_phone
-
-    phone = ""
     try:
-        if payload.mobile_phone:
-            phone = parse_phone(payload.mobile_phone, actor.organisation.default_sms_country)
+        phone = phones.parse_optional_phone(
+            payload.mobile_phone, actor.organisation.default_sms_country
+        )
         user = services.invite_user(
             request,
             actor,
@@ -129,9 +128,7 @@ def edit_user(request, user_id: int, payload: UserPatch):
             raise _invalid("sms_country", error) from None
     try:
         if phone:
-            from sealbox.twofactor.services import parse_phone
-
-            phone = parse_phone(phone, values.get("sms_country") or target.sms_country)
+            phone = phones.parse_phone(phone, values.get("sms_country") or target.sms_country)
         services.update_user(
             request,
             actor,

@@ -37,7 +37,7 @@ from sealbox.accounts.models import (
 from sealbox.accounts.services import AccountError, AddressUnavailable, _lazy, token_hash
 from sealbox.audit import services as audit
 from sealbox.envelopes import services as envelopes
-from sealbox.lib import clock
+from sealbox.lib import clock, phones
 from sealbox.notify import services as notify
 
 INVITATION_LIFETIME = timedelta(hours=72)
@@ -363,8 +363,6 @@ ROLE_WORDS = {
 
 def read_csv(organisation: Organisation, data: bytes) -> CsvReport:
     """Validate every row; nothing is created here. Line numbers count the header as 1."""
-    from sealbox.twofactor.services import parse_phone
-
     report = CsvReport()
     if len(data) > CSV_MAX_BYTES:
         report.errors.append((0, _("The file is larger than 1 MB.")))
@@ -401,7 +399,7 @@ def read_csv(organisation: Organisation, data: bytes) -> CsvReport:
             name: (values[i].strip() if i < len(values) else "") for i, name in enumerate(header)
         }
         try:
-            spec = _row_to_user(organisation, row, parse_phone)
+            spec = _row_to_user(organisation, row)
             if spec.email in seen:
                 raise AccountError(
                     _("%(email)s is already on line %(line)d.")
@@ -427,7 +425,7 @@ def read_csv(organisation: Organisation, data: bytes) -> CsvReport:
     return report
 
 
-def _row_to_user(organisation: Organisation, row: dict, parse_phone) -> NewUser:
+def _row_to_user(organisation: Organisation, row: dict) -> NewUser:
     email = accounts.check_new_email(organisation, row.get("email", ""))
     role_word = (row.get("role") or "member").lower()
     if role_word not in ROLE_WORDS:
@@ -442,7 +440,7 @@ def _row_to_user(organisation: Organisation, row: dict, parse_phone) -> NewUser:
     phone = ""
     if row.get("mobile_phone"):
         try:
-            phone = parse_phone(row["mobile_phone"], country)
+            phone = phones.parse_phone(row["mobile_phone"], country)
         except ValidationError as error:
             raise AccountError(" ".join(error.messages)) from None
     time_zone = row.get("time_zone") or ""
@@ -593,14 +591,14 @@ def update_user(
                 target=target,
                 request=request,
                 details={
-                    "from": twofactor.mask_phone(old_phone),
-                    "to": twofactor.mask_phone(new_phone),
+                    "from": phones.mask_phone(old_phone),
+                    "to": phones.mask_phone(new_phone),
                 },
             )
             notices.append(
                 _lazy(
                     gettext_noop("Your mobile phone number is now %(phone)s."),
-                    phone=twofactor.mask_phone(new_phone),
+                    phone=phones.mask_phone(new_phone),
                 )
             )
             if device is not None and not turn_off:
@@ -618,7 +616,7 @@ def update_user(
                 actor=actor,
                 target=target,
                 request=request,
-                details={"method": "sms", "phone": twofactor.mask_phone(new_phone), "by": "admin"},
+                details={"method": "sms", "phone": phones.mask_phone(new_phone), "by": "admin"},
             )
             notices.append(
                 _lazy(
@@ -626,7 +624,7 @@ def update_user(
                         "Two-factor authentication is on: logging in now asks for a code sent "
                         "by SMS to %(phone)s."
                     ),
-                    phone=twofactor.mask_phone(new_phone),
+                    phone=phones.mask_phone(new_phone),
                 )
             )
         if turn_off:
