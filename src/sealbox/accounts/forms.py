@@ -7,7 +7,13 @@ from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from sealbox.accounts.models import Language, User, sms_countries, validate_sms_country
+from sealbox.accounts.models import (
+    MAX_OPENS,
+    Language,
+    User,
+    sms_countries,
+    validate_sms_country,
+)
 from sealbox.notify import services as notify
 
 
@@ -180,7 +186,7 @@ class ApiTokenForm(forms.Form):
 
 
 class PreferencesForm(forms.ModelForm):
-    max_opens = forms.IntegerField(label=_("Maximum opens"), min_value=1, max_value=99)
+    max_opens = forms.IntegerField(label=_("Maximum opens"), min_value=1, max_value=MAX_OPENS)
     recipient_language = forms.ChoiceField(
         label=_("Recipient language"),
         required=False,

@@ -25,7 +25,7 @@ from sealbox.exchange.api import (
     SealedStateOut,
 )
 from sealbox.exchange.models import BlobKind
-from sealbox.exchange.services import BlobSpec, ExchangeError
+from sealbox.exchange.services import MAX_RECIPIENTS, BlobSpec, ExchangeError
 from sealbox.lib import clock
 from sealbox.lib.phones import mask_phone
 
@@ -48,7 +48,7 @@ class EnvelopeIn(Schema):
     subject: str = Field(..., description="not encrypted: shown in logs, emails, the page")
     public: bool = Field(False, description="one link for anyone (no recipients)")
     recipients: list[EnvelopeRecipientIn] = Field(
-        [], description=f"each gets their own link; at most {services.MAX_RECIPIENTS}"
+        [], description=f"each gets their own link; at most {MAX_RECIPIENTS}"
     )
     expires_at: datetime | None = Field(
         None, description=f"default: in {services.DEFAULT_EXPIRY_DAYS} days"

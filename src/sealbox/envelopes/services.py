@@ -46,7 +46,6 @@ from sealbox.lib.http import client_ip
 from sealbox.ratelimit import services as ratelimit
 from sealbox.ratelimit.services import Rule
 
-MAX_RECIPIENTS = 50
 SUBMIT_SALT = "sealbox.envelopes.submit"
 SUBMIT_WINDOW = timedelta(hours=4)  # after verification, time to fill and upload
 START_FAILURES_PER_LINK = Rule("envelope-start-link", 10, timedelta(hours=1))
@@ -159,11 +158,7 @@ def _validate_spec(owner: User, spec: EnvelopeSpec) -> None:
         raise ExchangeError(_("A public link has no recipients."), field="recipients")
     if not spec.public and not spec.recipients:
         raise ExchangeError(_("Add at least one recipient."), field="recipients")
-    if len(spec.recipients) > MAX_RECIPIENTS:
-        raise ExchangeError(
-            _("Send to at most %(n)d recipients at once.") % {"n": MAX_RECIPIENTS},
-            field="recipients",
-        )
+    exchange.check_recipient_count(spec.recipients)
     if spec.delivery not in DELIVERIES:
         raise ExchangeError(_("Choose Send or Create links."), field="delivery")
     if spec.public and spec.delivery == "email":
@@ -181,8 +176,7 @@ def _validate_spec(owner: User, spec: EnvelopeSpec) -> None:
             % {"days": owner.organisation.plan.max_retention_days},
             field="expires_at",
         )
-    if not 1 <= spec.reply_max_opens <= exchange.MAX_OPENS:
-        raise ExchangeError(_("Maximum opens must be between 1 and 99."), field="reply_max_opens")
+    exchange.check_max_opens(spec.reply_max_opens, "reply_max_opens")
     if not 1 <= spec.reply_expiry_hours <= 24 * owner.organisation.plan.max_retention_days:
         raise ExchangeError(
             _("The reply expiry is longer than your plan allows."), field="reply_expiry_hours"

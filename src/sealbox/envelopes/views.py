@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 from sealbox.envelopes import services
 from sealbox.envelopes.forms import EnvelopeForm, RecipientFormSet
 from sealbox.exchange.limits import MAX_MANIFEST_BYTES
-from sealbox.exchange.services import ExchangeError
+from sealbox.exchange.services import MAX_RECIPIENTS, ExchangeError
 from sealbox.lib import clock
 from sealbox.lib.errors import SealboxError
 
@@ -104,7 +104,7 @@ def _show_error(form, formset, error: SealboxError) -> None:
 def _with_extra_row(post):
     data = post.copy()
     total = int(data.get("form-TOTAL_FORMS", "1") or 1)
-    data["form-TOTAL_FORMS"] = str(min(total + 1, 50))
+    data["form-TOTAL_FORMS"] = str(min(total + 1, MAX_RECIPIENTS))
     return data
 
 

@@ -51,7 +51,7 @@ class BlobIn(Schema):
 class MessageIn(Schema):
     subject: str = Field(..., max_length=200)
     expires_at: datetime
-    max_opens: int = Field(1, ge=1, le=99)
+    max_opens: int = Field(1, ge=1, le=services.MAX_OPENS)
     notify_on_open: bool = True
     show_subject: bool = True
     keep_copy: bool = False

@@ -25,7 +25,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
 from sealbox import keys
-from sealbox.accounts.models import Organisation, User
+from sealbox.accounts.models import MAX_OPENS, Organisation, User
 from sealbox.audit import services as audit
 from sealbox.crypto import CryptoError, links
 from sealbox.crypto.grants import SERVER_SECRET_LENGTH, WRAPPED_KEY_LENGTH
@@ -57,7 +57,6 @@ RECORD_OVERHEAD = 17  # tag and delimiter
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
 MAX_RECIPIENTS = 50
 MAX_FILES = 100
-MAX_OPENS = 99
 DRAFT_LIFETIME = timedelta(hours=24)
 # A draft sealed by someone without an account (an envelope submission, a reply) that
 # received nothing for this long is abandoned: the purge removes it and its ciphertext.
@@ -264,6 +263,23 @@ def recipient_phone(phone: str, country: str, index: int) -> str:
         raise ExchangeError(error.messages[0], field=f"recipients[{index}].phone") from None
 
 
+def check_recipient_count(recipients: list) -> None:
+    """At most MAX_RECIPIENTS recipients in one send (messages and envelopes)."""
+    if len(recipients) > MAX_RECIPIENTS:
+        raise ExchangeError(
+            _("Send to at most %(n)d recipients at once.") % {"n": MAX_RECIPIENTS},
+            field="recipients",
+        )
+
+
+def check_max_opens(value: int, field: str) -> None:
+    """Opens per recipient between 1 and MAX_OPENS (a message's, an envelope reply's)."""
+    if not 1 <= value <= MAX_OPENS:
+        raise ExchangeError(
+            _("Maximum opens must be between 1 and %(n)d.") % {"n": MAX_OPENS}, field=field
+        )
+
+
 def _with_parsed_phone(spec: RecipientSpec, country: str, index: int) -> RecipientSpec:
     if not spec.phone:
         return spec
@@ -324,13 +340,8 @@ def create_message(
         raise ExchangeError(_("Write a subject."), field="subject")
     if not spec.recipients:
         raise ExchangeError(_("Add at least one recipient."), field="recipients")
-    if len(spec.recipients) > MAX_RECIPIENTS:
-        raise ExchangeError(
-            _("Send to at most %(n)d recipients at once.") % {"n": MAX_RECIPIENTS},
-            field="recipients",
-        )
-    if not 1 <= spec.max_opens <= MAX_OPENS:
-        raise ExchangeError(_("Maximum opens must be between 1 and 99."), field="max_opens")
+    check_recipient_count(spec.recipients)
+    check_max_opens(spec.max_opens, "max_opens")
     if spec.expires_at <= now:
         raise ExchangeError(_("The expiry must be in the future."), field="expires_at")
     if spec.expires_at > latest_expiry(organisation, now) + timedelta(minutes=5):
