@@ -18,27 +18,13 @@ from django.views.decorators.http import require_POST
 from django.views.generic.edit import FormView
 
 from sealbox.accounts import forms, services
+from sealbox.lib import throttle
 from sealbox.lib.http import client_ip
 from sealbox.lib.language import set_language_cookie
 from sealbox.lib.urls import requested_next
 from sealbox.twofactor import services as twofactor
 from sealbox.twofactor import views as twofactor_views
 from sealbox.twofactor.decorators import reauth_required
-
-
-def _throttled_message(retry_after: int) -> str:
-    if retry_after < 60:
-        return ngettext(
-            "Too many attempts. Wait %(n)d second and try again.",
-            "Too many attempts. Wait %(n)d seconds and try again.",
-            retry_after,
-        ) % {"n": retry_after}
-    minutes = -(-retry_after // 60)
-    return ngettext(
-        "Too many attempts. Try again in %(n)d minute.",
-        "Too many attempts. Try again in %(n)d minutes.",
-        minutes,
-    ) % {"n": minutes}
 
 
 @sensitive_post_parameters("password")
@@ -55,7 +41,7 @@ def login_view(request, default_next: str = ""):
             request, form.cleaned_data["email"], form.cleaned_data["password"]
         )
         if result.throttled:
-            form.add_error(None, _throttled_message(result.throttled.retry_after))
+            form.add_error(None, throttle.wait_message(result.throttled.retry_after))
         elif result.user is None:
             # One message for every failure: it never says whether the account exists.
             form.add_error(None, _("The email or password is not correct."))

@@ -40,7 +40,7 @@ from sealbox.exchange.services import (
     check_within_limits,
     enforce_limits,
 )
-from sealbox.lib import clock
+from sealbox.lib import clock, throttle
 from sealbox.lib.formats import human_size
 from sealbox.lib.http import client_ip
 from sealbox.ratelimit import services as ratelimit
@@ -709,13 +709,7 @@ def check_draft_limits(envelope: Envelope, ip: str | None, size: int) -> None:
         recent = submissions.filter(_same_address(ip), created_at__gt=now - PER_ADDRESS_WINDOW)
         if recent.count() >= envelope.per_ip_hourly:
             retry = _wait(recent.aggregate(first=Min("created_at"))["first"], PER_ADDRESS_WINDOW)
-            raise ExchangeError(
-                _("Too many submissions from your network. Try again in %(n)d minutes.")
-                % {"n": -(-retry // 60)},
-                status=429,
-                code="throttled",
-                retry_after=retry,
-            )
+            raise throttle.too_many_attempts(retry, kind=ExchangeError)
     drafts = Message.objects.filter(submission__envelope=envelope, state=MessageState.DRAFT)
     mine = drafts.filter(_same_address(ip, "submission__ip"))
     for found, count_limit, bytes_limit, text in (

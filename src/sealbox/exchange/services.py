@@ -44,7 +44,7 @@ from sealbox.exchange.models import (
     ReplyMode,
     Verification,
 )
-from sealbox.lib import clock, phones
+from sealbox.lib import clock, phones, throttle
 from sealbox.lib.formats import human_size
 from sealbox.lib.http import client_ip
 from sealbox.ops import metrics
@@ -847,13 +847,7 @@ def ensure_open(grant: Grant) -> None:
 
 
 def _throttled(decision: ratelimit.Decision) -> ExchangeError:
-    return ExchangeError(
-        _("Too many failed attempts. Try again in %(n)d minutes.")
-        % {"n": decision.retry_after_minutes},
-        status=429,
-        code="throttled",
-        retry_after=decision.retry_after,
-    )
+    return throttle.too_many_attempts(decision.retry_after, kind=ExchangeError)
 
 
 def enforce_limits(checks: list[tuple[Rule, str]]) -> None:
@@ -1243,13 +1237,7 @@ def create_reply(
         # Counted in the draft's transaction: a refused or invalid draft counts nothing.
         decision = ratelimit.reserve([(REPLIES_PER_GRANT, grant.token)])
         if not decision.allowed:
-            raise ExchangeError(
-                _("Too many replies. Try again in %(n)d minutes.")
-                % {"n": decision.retry_after_minutes},
-                status=429,
-                code="throttled",
-                retry_after=decision.retry_after,
-            )
+            raise _throttled(decision)
         return create_sealed_draft(
             parent.sender,
             kind=MessageKind.REPLY,

@@ -35,7 +35,7 @@ from sealbox import keys
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import Organisation, User
 from sealbox.audit import services as audit
-from sealbox.lib import clock
+from sealbox.lib import clock, throttle
 from sealbox.lib.errors import SealboxError
 from sealbox.lib.http import client_ip
 from sealbox.lib.phones import mask_phone
@@ -1259,17 +1259,7 @@ def reauthenticate(request: HttpRequest, password: str) -> None:
     # Reserved before the password is checked: parallel guesses cannot exceed the limit.
     decision = ratelimit.reserve([(REAUTH_FAILURES, key)])
     if not decision.allowed:
-        raise TwoFactorError(
-            ngettext(
-                "Too many attempts. Try again in %(n)d minute.",
-                "Too many attempts. Try again in %(n)d minutes.",
-                decision.retry_after_minutes,
-            )
-            % {"n": decision.retry_after_minutes},
-            status=429,
-            code="throttled",
-            retry_after=decision.retry_after,
-        )
+        raise throttle.too_many_attempts(decision.retry_after, kind=TwoFactorError)
     if not user.check_password(password):
         audit.record("twofactor.reauth_failed", actor=user, target=user, request=request)
         raise TwoFactorError(_("Your password is not correct."), code="wrong")
