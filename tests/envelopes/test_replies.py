@@ -159,3 +159,15 @@ def test_the_sixth_reply_in_an_hour_is_refused(send, sender, clock):
     assert Message.objects.filter(kind=MessageKind.REPLY).count() == 5
     clock.advance(hours=1, seconds=1)
     assert reply(authorisation, body="an hour later").status == 200
+
+
+def test_finalise_reply_refuses_an_envelope_submission(make_envelope):
+    """The reply-kind rule is the service's: an envelope's draft is no reply to send."""
+    from tests.envelopes.conftest import submit
+
+    envelope = make_envelope()
+    assert submit(envelope).status == 200
+    submission = Message.objects.get(kind=MessageKind.ENVELOPE)
+    with pytest.raises(exchange.ExchangeError) as refused:
+        exchange.finalise_reply(submission, [])
+    assert (refused.value.status, refused.value.code) == (404, "not_found")

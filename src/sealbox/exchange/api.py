@@ -494,7 +494,5 @@ def create_reply(request: HttpRequest, payload: ReplyIn):
 def finalise_reply(request: HttpRequest, message_id: uuid.UUID, payload: SealedFinaliseIn):
     """Send the reply: the original sender is emailed their link. Needs X-Upload-Token."""
     message = services.sealed_draft(upload_token_of(request), message_id)
-    if message.kind != "reply":
-        raise ExchangeError("No such reply.", status=404, code="not_found")
     services.finalise_reply(message, notifications_of(payload.links), request=request)
     return {"id": message.public_id, "blobs": [blob_out(b) for b in message.blobs.order_by("id")]}

@@ -1255,7 +1255,12 @@ def create_reply(
 def finalise_reply(
     message: Message, notifications: list[Notification], *, request: HttpRequest | None = None
 ) -> Message:
+    """Send a reply draft: the original sender is emailed their link. Any other sealed
+    draft (an envelope submission) is not a reply: for this call it does not exist."""
     from sealbox.exchange import notifications as notify
+
+    if message.kind != MessageKind.REPLY:
+        raise ExchangeError(_("No such reply."), status=404, code="not_found")
 
     def record(reply: Message) -> None:
         # On the reply's timeline and on the original message's (its thread).
