@@ -36,9 +36,9 @@ def default_language():
 
 @pytest.fixture
 def clock(monkeypatch) -> MovableClock:
-    """A frozen clock the test moves by hand (sealbox.clock.now)."""
+    """A frozen clock the test moves by hand (sealbox.lib.clock.now)."""
     frozen = MovableClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
-    monkeypatch.setattr("sealbox.clock.now", frozen)
+    monkeypatch.setattr("sealbox.lib.clock.now", frozen)
     return frozen
 
 

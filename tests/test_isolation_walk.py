@@ -27,7 +27,6 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from django_otp_webauthn.models import WebAuthnCredential
 
-from sealbox import clock
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import ApiToken, Role
 from sealbox.audit.models import Event
@@ -35,6 +34,7 @@ from sealbox.client import messages as client
 from sealbox.envelopes import services as envelopes
 from sealbox.envelopes.models import EnvelopeState
 from sealbox.exchange.models import Message, MessageKind, MessageState
+from sealbox.lib import clock
 from sealbox.twofactor.models import Factor, FactorLock, PendingLogin, RecoveryCodeDevice
 from sealbox.users import services as users
 from tests.conftest import PASSWORD

@@ -1,6 +1,7 @@
 """Every string has its French translation, and the compiled catalogue matches it."""
 
 import gettext
+import re
 from pathlib import Path
 
 import polib
@@ -27,3 +28,26 @@ def test_compiled_catalogue_is_up_to_date():
             assert compiled.ngettext(entry.msgid, entry.msgid_plural, 1) == entry.msgstr_plural[0]
         else:
             assert compiled.gettext(entry.msgid) == entry.msgstr, entry.msgid
+
+
+PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|\{\{ *\w+ *\}\}")
+
+
+def test_every_translation_keeps_its_placeholders():
+    """A translation that drops or renames a placeholder breaks its page (KeyError) or
+    loses a value: the one catalogue is checked entry by entry."""
+    po = polib.pofile(str(LOCALE / "fr/LC_MESSAGES/django.po"))
+    wrong = []
+    for entry in po.translated_entries():
+        pairs = [(entry.msgid, entry.msgstr)]
+        if entry.msgid_plural:
+            pairs = [
+                (entry.msgid, entry.msgstr_plural[0]),
+                (entry.msgid_plural, entry.msgstr_plural[1]),
+            ]
+        for english, french in pairs:
+            if sorted(set(PLACEHOLDER.findall(english))) != sorted(
+                set(PLACEHOLDER.findall(french))
+            ):
+                wrong.append(entry.msgid)
+    assert wrong == []

@@ -16,12 +16,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_otp.admin import OTPAdminSite
 
 from sealbox.accounts import views as accounts_views
+from sealbox.lib.urls import safe_next
 
 
 class OperatorAdminSite(OTPAdminSite):
@@ -62,12 +62,7 @@ class OperatorAdminSite(OTPAdminSite):
         return redirect("accounts:account")
 
     def _next(self, request: HttpRequest) -> str:
-        target = request.GET.get("next", "")
-        if url_has_allowed_host_and_scheme(
-            target, {request.get_host()}, require_https=request.is_secure()
-        ):
-            return target
-        return reverse("admin:index")
+        return safe_next(request, request.GET.get("next"), reverse("admin:index"))
 
     def logout(self, request: HttpRequest, extra_context=None) -> HttpResponse:
         return accounts_views.logout_view(request)

@@ -13,9 +13,10 @@ from django.contrib import messages
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from sealbox import clock, logs
+from sealbox import logs
 from sealbox.accounts import services as accounts
-from sealbox.http import client_ip
+from sealbox.lib import clock
+from sealbox.lib.http import client_ip
 from sealbox.ops import metrics
 
 # Touching the session on every request would write it every time; a 30 s granularity
@@ -145,7 +146,7 @@ class StorageUnavailableMiddleware:
     def process_exception(self, request, exception):
         from django.shortcuts import render
 
-        from sealbox.errors import StorageUnavailable
+        from sealbox.lib.errors import StorageUnavailable
 
         if not isinstance(exception, StorageUnavailable):
             return None

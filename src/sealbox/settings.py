@@ -223,7 +223,7 @@ OTP_TOTP_ISSUER = "Sealbox"
 # The operator area never shows a user's authenticator secret (key, QR code): with it an
 # operator could produce that user's codes.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
-# Sealbox counts failures itself (5 per code, lock after 100 in a row), on sealbox.clock.
+# Sealbox counts failures itself (5 per code, lock after 100 in a row), on sealbox.lib.clock.
 OTP_TOTP_THROTTLE_FACTOR = 0
 
 LOGGING = logs.logging_config(CONFIG.log_format)

@@ -4,10 +4,11 @@ from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.utils import translation
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from sealbox.accounts import services as accounts
+from sealbox.lib.language import set_language_cookie
+from sealbox.lib.urls import safe_next
 
 
 def home(request):
@@ -20,23 +21,12 @@ def home(request):
 def set_language(request):
     """Switch the page language; for a logged-in user it becomes their saved language."""
     language = request.POST.get("language", "")
-    target = request.POST.get("next", "/")
-    if not url_has_allowed_host_and_scheme(
-        target, {request.get_host()}, require_https=request.is_secure()
-    ):
-        target = "/"
-    response = HttpResponseRedirect(target)
+    response = HttpResponseRedirect(safe_next(request, request.POST.get("next"), "/"))
     if language not in dict(settings.LANGUAGES):
         return response
     if request.user.is_authenticated:
         accounts.update_profile(request.user, request, language=language)
     translation.activate(language)
-    response.set_cookie(
-        settings.LANGUAGE_COOKIE_NAME,
-        language,
-        samesite="Lax",
-        secure=settings.LANGUAGE_COOKIE_SECURE,
-        httponly=True,
-        max_age=365 * 24 * 3600,
-    )
-    return response
+    # The switch is remembered for a year; the login and the account page set it for the
+    # browser session from the saved language.
+    return set_language_cookie(response, language, max_age=365 * 24 * 3600)

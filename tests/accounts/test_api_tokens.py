@@ -10,11 +10,11 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from sealbox import clock
 from sealbox.accounts import services
 from sealbox.accounts.models import ApiToken
 from sealbox.audit.models import Event
 from sealbox.client import messages as client
+from sealbox.lib import clock
 from tests.exchange.conftest import DjangoTransport
 
 pytestmark = pytest.mark.django_db

@@ -610,31 +610,7 @@ def test_bad_domain_and_colour_are_refused(admin_user):
 # --- French -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def french_accounts():
-    """This work's French strings in front of the catalogue, as the merged one will have."""
-    import json
-    from pathlib import Path
-
-    from django.utils import translation
-
-    path = Path(__file__).resolve().parents[2] / "src/sealbox/accounts/fr_translations.json"
-    extra = {}
-    for msgid, value in json.loads(path.read_text()).items():
-        if isinstance(value, str):
-            extra[msgid] = value
-        else:
-            for index, text in enumerate(value["fr"]):
-                extra[(msgid, index)] = text
-    catalog = translation.trans_real.translation("fr")._catalog
-    catalog._catalogs.insert(0, extra)
-    catalog._plurals.insert(0, lambda n: int(n > 1))
-    yield
-    catalog._catalogs.pop(0)
-    catalog._plurals.pop(0)
-
-
-def test_pages_and_refusals_in_french(french_accounts, admin_user, user, organisation):
+def test_pages_and_refusals_in_french(admin_user, user, organisation):
     admin_user.language = "fr"
     admin_user.save()
     client = login(admin_user)

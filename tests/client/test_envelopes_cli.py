@@ -14,13 +14,13 @@ from django.core import mail
 from django.test import Client
 
 from sealbox import cli
-from sealbox import clock as sealbox_clock
 from sealbox.accounts import services as accounts
 from sealbox.client import messages as client
 from sealbox.client.http import HttpTransport
 from sealbox.envelopes.models import Envelope, EnvelopeState, Submission
 from sealbox.exchange import services as exchange
 from sealbox.exchange.models import Blob, Message, MessageKind
+from sealbox.lib import clock as sealbox_clock
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)

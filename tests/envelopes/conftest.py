@@ -11,11 +11,11 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from sealbox import clock
 from sealbox.crypto import ece, grants, links
 from sealbox.crypto._b64 import b64url_encode
 from sealbox.envelopes import services
 from sealbox.envelopes.models import Envelope
+from sealbox.lib import clock
 from tests.exchange.conftest import (  # noqa: F401 - shared fixtures
     DjangoTransport,
     emails_to,

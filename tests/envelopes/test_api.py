@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
-from sealbox import clock
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import Role
 from sealbox.audit.models import Event
 from sealbox.envelopes import services
 from sealbox.envelopes.models import Envelope, EnvelopeLink, EnvelopeState
 from sealbox.exchange.services import MAX_OPENS, MAX_RECIPIENTS
+from sealbox.lib import clock
 from tests.conftest import PASSWORD
 from tests.envelopes.conftest import api, emails_to, submit
 

@@ -134,7 +134,7 @@ def test_public_link_total_cap(make_envelope):
 
 
 def test_public_link_cannot_be_emailed(sender):
-    from sealbox import clock
+    from sealbox.lib import clock
 
     spec = services.EnvelopeSpec(
         subject="Docs", expires_at=clock.now() + timedelta(days=1), public=True, delivery="email"
@@ -169,7 +169,7 @@ def test_allowed_type_and_size_pass(make_envelope):
 
 
 def test_envelope_size_is_capped_by_the_licence(sender, plans):
-    from sealbox import clock
+    from sealbox.lib import clock
 
     limit = sender.organisation.plan.max_send_bytes
     if limit is None:
@@ -443,7 +443,7 @@ def finalise_sealed(sealed) -> int:
 
 @pytest.mark.parametrize(("count", "refused"), [(50, False), (51, True)])
 def test_the_service_takes_at_most_50_recipients(sender, count, refused):
-    from sealbox import clock
+    from sealbox.lib import clock
 
     spec = services.EnvelopeSpec(
         subject="To everyone",

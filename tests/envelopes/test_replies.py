@@ -134,7 +134,7 @@ def test_reply_opens_are_limited(send, sender):
 def test_replies_do_not_count_in_the_monthly_quota(send, sender):
     sent = send(reply_mode="text")
     reply(unlock(sent)["reply"]["authorisation"], body="ok")
-    from sealbox import clock as clk
+    from sealbox.lib import clock as clk
 
     assert exchange.count_sent_since(sender.organisation, exchange.month_start(clk.now())) == 1
 
@@ -159,3 +159,15 @@ def test_the_sixth_reply_in_an_hour_is_refused(send, sender, clock):
     assert Message.objects.filter(kind=MessageKind.REPLY).count() == 5
     clock.advance(hours=1, seconds=1)
     assert reply(authorisation, body="an hour later").status == 200
+
+
+def test_finalise_reply_refuses_an_envelope_submission(make_envelope):
+    """The reply-kind rule is the service's: an envelope's draft is no reply to send."""
+    from tests.envelopes.conftest import submit
+
+    envelope = make_envelope()
+    assert submit(envelope).status == 200
+    submission = Message.objects.get(kind=MessageKind.ENVELOPE)
+    with pytest.raises(exchange.ExchangeError) as refused:
+        exchange.finalise_reply(submission, [])
+    assert (refused.value.status, refused.value.code) == (404, "not_found")

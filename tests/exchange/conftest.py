@@ -12,9 +12,9 @@ from django.conf import settings
 from django.core import mail
 from django.test import Client
 
-from sealbox import clock
 from sealbox.accounts.models import Role
 from sealbox.client import messages as client
+from sealbox.lib import clock
 from tests.conftest import PASSWORD
 from tests.twofactor.conftest import (  # noqa: F401 - shared fixtures
     SMSOutbox,

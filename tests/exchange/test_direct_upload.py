@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import Client
 
-from sealbox import clock, config
+from sealbox import config
 from sealbox.audit.models import Event
 from sealbox.client import messages as client
 from sealbox.client.http import StoreError, put_to_store
@@ -19,6 +19,7 @@ from sealbox.crypto import ece, links
 from sealbox.exchange import services as exchange
 from sealbox.exchange import storage
 from sealbox.exchange.models import AbortedUpload, Blob, BlobChunk, Message, MessageState
+from sealbox.lib import clock
 from sealbox.ops import metrics
 from tests.envelopes.conftest import make_envelope  # noqa: F401 - fixture
 from tests.exchange.test_storage_s3 import free_port, moto_endpoint  # noqa: F401 - fixture

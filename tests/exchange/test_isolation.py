@@ -210,6 +210,6 @@ def test_an_administrator_cannot_finalise_or_upload_to_a_colleagues_draft(
 def _in_a_week() -> str:
     from datetime import timedelta
 
-    from sealbox import clock
+    from sealbox.lib import clock
 
     return (clock.now() + timedelta(days=7)).isoformat()

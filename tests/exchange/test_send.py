@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 
-from sealbox import clock
 from sealbox.audit.models import Event
 from sealbox.client import messages as client
 from sealbox.exchange import services
 from sealbox.exchange.models import Blob, BlobChunk, Grant, Message, MessageState
+from sealbox.lib import clock
 from tests.exchange.conftest import emails_to, link_in, opening_code_in
 
 pytestmark = pytest.mark.django_db

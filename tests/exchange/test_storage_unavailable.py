@@ -15,10 +15,10 @@ from sealbox import config
 from sealbox.audit.models import Event
 from sealbox.client import messages as client
 from sealbox.crypto import links
-from sealbox.errors import StorageUnavailable, is_storage_outage, storage_calls
 from sealbox.exchange import services as exchange
 from sealbox.exchange import storage
 from sealbox.exchange.models import BlobChunk, Message, MessageState
+from sealbox.lib.errors import StorageUnavailable, is_storage_outage, storage_calls
 from sealbox.notify.models import OutboxMessage
 from tests.client.test_cli import api_token, cli_lines, run, server  # noqa: F401 - fixtures
 from tests.exchange.test_send import create_draft

@@ -626,7 +626,7 @@ def test_a_storage_outage_defers_the_email_rather_than_failing_it(
 ):
     """The payload key lives in blob storage: while the store does not answer, the email
     waits for it (the key is there, only unreachable) instead of being given up."""
-    from sealbox.errors import StorageUnavailable
+    from sealbox.lib.errors import StorageUnavailable
 
     queued = queue()
     real_load = keystore.load

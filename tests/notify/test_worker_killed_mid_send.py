@@ -31,7 +31,7 @@ QUEUE = """
 import secrets
 from datetime import timedelta
 from django.db import transaction
-from sealbox import clock
+from sealbox.lib import clock
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import Plan
 from sealbox.accounts.plans import ensure_default_plans

@@ -127,11 +127,12 @@ def scenario(inbox: Inbox, out: Path) -> None:
     from django.db import connection
     from django.test import Client, RequestFactory
 
-    from sealbox import cli, clock
+    from sealbox import cli
     from sealbox.accounts import services as accounts
     from sealbox.accounts.models import Role
     from sealbox.client import messages as client
     from sealbox.envelopes import services as envelopes
+    from sealbox.lib import clock
     from sealbox.users import services as users
     from tests.envelopes.conftest import api, seal_for_owner, submit
     from tests.exchange.conftest import LINK, OPENING_CODE, DjangoTransport

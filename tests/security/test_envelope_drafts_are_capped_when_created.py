@@ -75,7 +75,7 @@ def test_the_hourly_limit_counts_drafts_not_only_sent_submissions(make_envelope,
     assert drafts() == 5
     status, data = create_draft(submit_token)
     assert data["error"] == "throttled"
-    assert "Too many submissions from your network" in data["message"]
+    assert "Too many attempts." in data["message"]
     assert create_draft(submit_token, ip="198.51.100.67")[0] == 201  # another address
 
 

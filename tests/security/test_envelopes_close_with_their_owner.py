@@ -13,10 +13,10 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
-from sealbox import clock
 from sealbox.accounts.models import User
 from sealbox.audit.models import Event
 from sealbox.envelopes.models import Envelope, EnvelopeState, Submission
+from sealbox.lib import clock
 from sealbox.users import services as users
 from tests.envelopes.conftest import api, submit
 

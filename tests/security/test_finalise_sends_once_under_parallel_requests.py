@@ -13,13 +13,13 @@ from django.conf import settings
 from django.core import mail
 from django.test import Client
 
-from sealbox import clock
 from sealbox.audit.models import Event
 from sealbox.client import messages as client
 from sealbox.crypto import links
 from sealbox.envelopes.models import EnvelopeLink, Submission
 from sealbox.exchange import services as exchange
 from sealbox.exchange.models import Grant, Message, MessageKind, MessageState
+from sealbox.lib import clock
 from tests.envelopes.conftest import (  # noqa: F401 - fixtures
     SUBMITTER_IP,
     api,

@@ -17,11 +17,11 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
-from sealbox import clock
 from sealbox.accounts.models import Plan
 from sealbox.client import messages as client
 from sealbox.envelopes.models import Submission
 from sealbox.exchange.models import Message, MessageKind
+from sealbox.lib import clock
 from sealbox.lib.limits import MAX_MANIFEST_BYTES
 from tests.envelopes.conftest import api, seal_for_owner, submit
 from tests.exchange.test_send import create_draft

@@ -11,11 +11,11 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 
-from sealbox import clock
 from sealbox.audit.models import Event
 from sealbox.client import messages as client
 from sealbox.exchange import services as exchange
 from sealbox.exchange.models import Message, MessageState
+from sealbox.lib import clock
 from tests.envelopes.conftest import api
 from tests.exchange.conftest import sender, sender_transport  # noqa: F401 - fixtures
 from tests.security.drafts import HoldFinalise, browser_with_cookies, cookies_of

@@ -22,12 +22,12 @@ from urllib.parse import urlsplit
 import pytest
 from django.core.files.storage import default_storage
 
-from sealbox import clock
 from sealbox.accounts import services as accounts
 from sealbox.client import messages as client
 from sealbox.client.http import HttpTransport
 from sealbox.exchange import storage
 from sealbox.exchange.models import BlobChunk, Message, MessageState
+from sealbox.lib import clock
 
 COPIES = 6  # identical PUTs of each chunk at once
 CHUNK = 64 * 1024

@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.utils import translation
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -20,7 +19,6 @@ from sealbox.twofactor.models import SMSDevice
 from tests.conftest import PASSWORD
 
 CODE = re.compile(r"\b(\d{6})\b")
-FR_TRANSLATIONS = Path(__file__).resolve().parents[2] / "src/sealbox/twofactor/fr_translations.json"
 
 
 class SMSOutbox:
@@ -54,27 +52,6 @@ def sms_outbox(tmp_path, settings, monkeypatch) -> SMSOutbox:
     settings.SEALBOX_SMS_URL = f"file://{path}"
     monkeypatch.setattr(sms_tasks, "RETRY_DELAYS_SECONDS", (0.0, 0.0))
     return SMSOutbox(path)
-
-
-@pytest.fixture
-def french():
-    """The French of this app's strings (fr_translations.json) put in front of the French
-    catalogue for the test, as the merged catalogue will have them: tests check the
-    wording and that the user's language is the one used."""
-    entries = json.loads(FR_TRANSLATIONS.read_text())
-    extra = {}
-    for msgid, value in entries.items():
-        if isinstance(value, str):
-            extra[msgid] = value
-        else:  # {"plural": english plural, "fr": [singular, plural]}
-            for index, text in enumerate(value["fr"]):
-                extra[(msgid, index)] = text
-    catalog = translation.trans_real.translation("fr")._catalog
-    catalog._catalogs.insert(0, extra)
-    catalog._plurals.insert(0, lambda n: int(n > 1))
-    yield entries
-    catalog._catalogs.pop(0)
-    catalog._plurals.pop(0)
 
 
 @pytest.fixture(params=["as shipped", "changed"])

@@ -76,12 +76,12 @@ def test_new_recovery_codes_email_the_user(clock, logged_in_client, user, mailou
     assert "Recovery codes" in mailoutbox[0].body
 
 
-def test_emails_are_in_the_users_language(clock, logged_in_client, user, mailoutbox, french):
+def test_emails_are_in_the_users_language(clock, logged_in_client, user, mailoutbox):
     user.language = "fr"
     user.save()
     device = services.start_totp_setup(user)
     logged_in_client.post(
         "/account/security/authenticator/", {"code": totp_code(device, clock.current)}
     )
-    assert subjects(mailoutbox) == [french["Sealbox: a second factor was added to your account"]]
+    assert subjects(mailoutbox) == ["Sealbox : un second facteur a été ajouté à votre compte"]
     assert "Application d’authentification" in mailoutbox[0].body

@@ -50,7 +50,7 @@ def test_the_sms_says_the_code_and_its_lifetime_in_english(outbox, monkeypatch):
     assert outbox.last()["body"] == "Your Sealbox code is 123456. It expires in 10 minutes."
 
 
-def test_the_sms_is_in_the_users_language(outbox, monkeypatch, french):
+def test_the_sms_is_in_the_users_language(outbox, monkeypatch):
     monkeypatch.setattr(services.secrets, "randbelow", lambda n: 123456)
     send(language="fr")
     assert outbox.last()["body"] == "Votre code Sealbox est 123456. Il expire dans 10 minutes."

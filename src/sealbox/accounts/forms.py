@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from sealbox.accounts.models import (
+    MAX_OPENS,
     Language,
     MessagePreferences,
     User,
@@ -186,7 +187,7 @@ class ApiTokenForm(forms.Form):
 
 
 class PreferencesForm(forms.ModelForm):
-    max_opens = forms.IntegerField(label=_("Maximum opens"), min_value=1, max_value=99)
+    max_opens = forms.IntegerField(label=_("Maximum opens"), min_value=1, max_value=MAX_OPENS)
     recipient_language = forms.ChoiceField(
         label=_("Recipient language"),
         required=False,

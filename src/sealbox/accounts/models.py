@@ -260,6 +260,12 @@ class User(AbstractBaseUser, PermissionsMixin):
 # --- Account management ----------------------------------------------------------
 
 
+# How many times one recipient may open a message (1 to this): the reference product's
+# range. A preference, the send page, the API and envelopes' replies all read it here,
+# the lowest app that has the rule.
+MAX_OPENS = 99
+
+
 class MessagePreferences(models.Model):
     """A user's defaults for new messages: the send page starts from them."""
 
@@ -285,8 +291,10 @@ class MessagePreferences(models.Model):
     )
 
     def clean(self) -> None:
-        if not 1 <= (self.max_opens or 0) <= 99:
-            raise ValidationError({"max_opens": _("Choose between 1 and 99 opens.")})
+        if not 1 <= (self.max_opens or 0) <= MAX_OPENS:
+            raise ValidationError(
+                {"max_opens": _("Choose between 1 and %(n)d opens.") % {"n": MAX_OPENS}}
+            )
 
 
 class ApiToken(models.Model):

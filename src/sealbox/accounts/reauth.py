@@ -12,12 +12,11 @@ from datetime import timedelta
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
-from sealbox import clock
 from sealbox.accounts.services import SESSION_AUTHENTICATED_AT, AccountError
 from sealbox.audit import services as audit
 from sealbox.audit.actions import Action
+from sealbox.lib import clock, throttle
 from sealbox.ratelimit import services as ratelimit
 from sealbox.ratelimit.services import Rule
 
@@ -69,15 +68,9 @@ def reauthenticate(request: HttpRequest, password: str) -> None:
     # Reserved before the password is checked: parallel guesses cannot exceed the limit.
     decision = ratelimit.reserve([(REAUTH_FAILURES, key)])
     if not decision.allowed:
-        raise AccountError(
-            ngettext(
-                "Too many attempts. Try again in %(n)d minute.",
-                "Too many attempts. Try again in %(n)d minutes.",
-                decision.retry_after_minutes,
-            )
-            % {"n": decision.retry_after_minutes},
-            field="password",
-        )
+        error = throttle.too_many_attempts(decision.retry_after, kind=AccountError)
+        error.field = "password"
+        raise error
     # The actions keep their first names ("twofactor.…"): the log already holds them and
     # History reads them; only their home moved.
     if not user.check_password(password):

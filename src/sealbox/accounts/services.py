@@ -14,7 +14,6 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from sealbox import clock
 from sealbox.accounts import registry
 from sealbox.accounts.models import (
     ApiToken,
@@ -30,7 +29,9 @@ from sealbox.accounts.models import (
 )
 from sealbox.audit import services as audit
 from sealbox.audit.actions import Action
-from sealbox.http import client_ip
+from sealbox.lib import clock
+from sealbox.lib.errors import SealboxError
+from sealbox.lib.http import client_ip
 from sealbox.notify import services as notify
 from sealbox.ratelimit import services as ratelimit
 from sealbox.ratelimit.services import Decision, Rule
@@ -51,22 +52,27 @@ SESSION_AUTHENTICATED_AT = "sealbox_reauth_at"
 DELETED_EMAIL_DOMAIN = "deleted.invalid"
 
 
-class AccountError(Exception):
-    """A request the rules refuse; the message is shown to the person as is. `field`
-    names the input at fault, when there is one."""
+class AccountError(SealboxError):
+    """A request on accounts, users or organisations the rules refuse. The API answers
+    409 (the request conflicts with the accounts as they are) unless a raise site says
+    otherwise; `field` names the input at fault, when there is one."""
 
-    def __init__(self, message: str = "", *, field: str = ""):
-        super().__init__(message)
-        self.field = field
+    status = 409
+    code = "refused"
 
 
 class NotTheirs(AccountError):
     """The object is not the user's: for them it does not exist (pages answer 404)."""
 
+    status = 404
+    code = "not_found"
+
 
 class AddressUnavailable(AccountError):
     """An address that cannot be given to a new user, for a reason the administrator
     must not learn (an account of another organisation, a reserved address)."""
+
+    code = "address_unavailable"
 
 
 # --- Organisations and licences ---------------------------------------------------
@@ -74,6 +80,9 @@ class AddressUnavailable(AccountError):
 
 class OrganisationNotFound(AccountError):
     """No organisation answers to the reference an operator gave."""
+
+    status = 404
+    code = "not_found"
 
 
 def organisation_name_taken(name: str, *, exclude: Organisation | None = None) -> bool:
@@ -576,7 +585,7 @@ def _session_store():
 
 def record_session(request: HttpRequest, user: User) -> None:
     """Note the device and address of a newly opened session (called at login)."""
-    from sealbox.http import user_agent
+    from sealbox.lib.http import user_agent
 
     key = request.session.session_key
     if not key:
@@ -597,7 +606,7 @@ def record_session(request: HttpRequest, user: User) -> None:
 
 def touch_session(request: HttpRequest) -> None:
     """Refresh last seen and address (the timeout middleware calls this every 30 s)."""
-    from sealbox.http import user_agent
+    from sealbox.lib.http import user_agent
 
     key = request.session.session_key
     if not key or not request.user.is_authenticated:
@@ -840,18 +849,21 @@ def check_new_email(organisation: Organisation, email: str) -> str:
         validate_email(email)
     except ValidationError:
         raise AccountError(
-            _("%(email)s is not a valid email address.") % {"email": email}
+            _("%(email)s is not a valid email address.") % {"email": email}, code="invalid_email"
         ) from None
     unavailable = AddressUnavailable(_("%(email)s cannot be invited.") % {"email": email})
     if email.rsplit("@", 1)[-1] == DELETED_EMAIL_DOMAIN:
         raise unavailable
     existing = User.objects.filter(email=email).values_list("organisation_id", flat=True).first()
     if existing == organisation.pk:
-        raise AccountError(_("A user with the email %(email)s already exists.") % {"email": email})
+        raise AccountError(
+            _("A user with the email %(email)s already exists.") % {"email": email},
+            code="email_taken",
+        )
     # The domain rule before the accounts of others: an address it refuses is refused
     # alike, taken or not.
     if not email_allowed(organisation, email):
-        raise AccountError(domain_refused_message(organisation, email))
+        raise AccountError(domain_refused_message(organisation, email), code="domain_refused")
     if existing is not None:
         raise unavailable
     return email

@@ -9,7 +9,6 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.decorators import method_decorator
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
@@ -20,30 +19,9 @@ from django.views.generic.edit import FormView
 
 from sealbox.accounts import forms, reauth, registry, services
 from sealbox.accounts.decorators import reauth_required
-
-
-def _safe_next(request, fallback: str) -> str:
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if url_has_allowed_host_and_scheme(
-        target, {request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return fallback
-
-
-def _throttled_message(retry_after: int) -> str:
-    if retry_after < 60:
-        return ngettext(
-            "Too many attempts. Wait %(n)d second and try again.",
-            "Too many attempts. Wait %(n)d seconds and try again.",
-            retry_after,
-        ) % {"n": retry_after}
-    minutes = -(-retry_after // 60)
-    return ngettext(
-        "Too many attempts. Try again in %(n)d minute.",
-        "Too many attempts. Try again in %(n)d minutes.",
-        minutes,
-    ) % {"n": minutes}
+from sealbox.lib import throttle
+from sealbox.lib.language import set_language_cookie
+from sealbox.lib.urls import requested_next
 
 
 @sensitive_post_parameters("password")
@@ -60,13 +38,13 @@ def login_view(request, default_next: str = ""):
             request, form.cleaned_data["email"], form.cleaned_data["password"]
         )
         if result.throttled:
-            form.add_error(None, _throttled_message(result.throttled.retry_after))
+            form.add_error(None, throttle.wait_message(result.throttled.retry_after))
         elif result.user is None:
             # One message for every failure: it never says whether the account exists.
             form.add_error(None, _("The email or password is not correct."))
         elif (
             second_step := registry.second_step(
-                request, result.user, _safe_next(request, default_next)
+                request, result.user, requested_next(request, default_next)
             )
         ) is not None:
             # Password accepted, second factor pending (twofactor's step took over): no
@@ -75,18 +53,13 @@ def login_view(request, default_next: str = ""):
         else:
             services.complete_login(request, result.user)
             response = redirect(
-                _safe_next(request, default_next or reverse_lazy("accounts:account"))
+                requested_next(request, default_next or reverse_lazy("accounts:account"))
             )
-            response.set_cookie(
-                settings.LANGUAGE_COOKIE_NAME,
-                result.user.language,
-                samesite="Lax",
-                secure=settings.LANGUAGE_COOKIE_SECURE,
-                httponly=True,
-            )
-            return response
+            return set_language_cookie(response, result.user.language)
     return render(
-        request, "accounts/login.html", {"form": form, "next": _safe_next(request, default_next)}
+        request,
+        "accounts/login.html",
+        {"form": form, "next": requested_next(request, default_next)},
     )
 
 
@@ -98,7 +71,7 @@ def reauth_view(request):
     form = forms.ReauthForm(request.POST or None)
     # Without a page to go back to, the security settings (where most changes that ask
     # for the password are made): a URL name, not an import of twofactor.
-    next_url = _safe_next(request, reverse("twofactor:security"))
+    next_url = requested_next(request, reverse("twofactor:security"))
     if request.method == "POST" and form.is_valid():
         try:
             reauth.reauthenticate(request, form.cleaned_data["password"])
@@ -135,15 +108,7 @@ def account_view(request):
             messages.success(request, _("Your profile is saved."))
         else:
             messages.info(request, _("Nothing to save: no field was changed."))
-        response = redirect("accounts:account")
-        response.set_cookie(
-            settings.LANGUAGE_COOKIE_NAME,
-            user.language,
-            samesite="Lax",
-            secure=settings.LANGUAGE_COOKIE_SECURE,
-            httponly=True,
-        )
-        return response
+        return set_language_cookie(redirect("accounts:account"), user.language)
     return _render_account(request, form=form, sections=sections)
 
 

@@ -10,11 +10,15 @@ from ninja.security import APIKeyCookie, HttpBearer
 from sealbox import csrf
 from sealbox.accounts.services import user_for_token
 from sealbox.csrf import SAFE_METHODS
+from sealbox.lib.errors import SealboxError
 from sealbox.twofactor import services as twofactor
 
 
-class SecondFactorRequired(Exception):
-    """The caller is known, but must set up a second factor first (answered 403)."""
+class SecondFactorRequired(SealboxError):
+    """The caller is known, but must set up a second factor first."""
+
+    status = 403
+    code = "second_factor_required"
 
 
 def _refuse_held(user) -> None:

@@ -6,8 +6,8 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from sealbox.api.auth import SecondFactorRequired, session_auth, token_auth
-from sealbox.exchange.services import ExchangeError
+from sealbox.api.auth import session_auth, token_auth
+from sealbox.lib.errors import SealboxError
 
 api = NinjaAPI(
     title="Sealbox API",
@@ -24,8 +24,9 @@ def error_body(code: str, message: str, **extra) -> dict:
     return {"error": code, "message": message, **{k: v for k, v in extra.items() if v}}
 
 
-@api.exception_handler(ExchangeError)
-def exchange_error(request, error: ExchangeError):
+@api.exception_handler(SealboxError)
+def refused(request, error: SealboxError):
+    """Every app's refusal, whatever its subclass: one body, one Retry-After."""
     response = api.create_response(
         request,
         error_body(error.code, error.message, field=error.field, retry_after=error.retry_after),
@@ -51,13 +52,6 @@ def validation_error(request, error: ValidationError):
 def authentication_error(request, error):
     return api.create_response(
         request, error_body("unauthenticated", "Log in to use this part of the API."), status=401
-    )
-
-
-@api.exception_handler(SecondFactorRequired)
-def second_factor_required(request, error: SecondFactorRequired):
-    return api.create_response(
-        request, error_body("second_factor_required", str(error)), status=403
     )
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from django.db.models import Max, Min
 
-from sealbox import clock
 from sealbox.audit import sealing
 from sealbox.audit import services as audit
 from sealbox.audit.models import GENESIS_HASH, ChainHead, Checkpoint, Event
+from sealbox.lib import clock
 
 EXPORT_VERSION = 1
 JSONL_CHUNK_EVENTS = 2000

@@ -11,9 +11,9 @@ from typing import Any, BinaryIO
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from sealbox import clock
 from sealbox.audit import sealing
 from sealbox.audit.tables import text_cell
+from sealbox.lib import clock
 
 PDF_CHUNK_ROWS = 100  # rows turned into table cells at a time
 PDF_MAX_CELL_CHARS = 600  # one row must always fit on a page

@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 
-from sealbox import clock
 from sealbox.audit import sealing
 from sealbox.audit import services as audit
 from sealbox.audit.actions import Action
 from sealbox.audit.models import ChainHead, Checkpoint, Event
+from sealbox.lib import clock
 
 logger = logging.getLogger(__name__)
 

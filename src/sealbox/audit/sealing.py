@@ -22,10 +22,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.x509.oid import NameOID
 from django.db import IntegrityError, transaction
 
-from sealbox import clock, keys
+from sealbox import keys
 from sealbox.audit import services as audit
 from sealbox.audit.actions import Action
 from sealbox.audit.models import SealingKey
+from sealbox.lib import clock
 
 T = TypeVar("T")
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from django.db import transaction
 
-from sealbox import clock
 from sealbox.audit.actions import Action
 from sealbox.audit.models import GENESIS_HASH, ActorType, ChainHead, Event
-from sealbox.http import client_ip, normalise_ip, user_agent
+from sealbox.lib import clock
+from sealbox.lib.http import client_ip, normalise_ip, user_agent
 
 SYSTEM_CHAIN = "system"
 _STORED_IP = object()

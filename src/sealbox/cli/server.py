@@ -210,7 +210,7 @@ def start_purge_thread(interval: int) -> None:
 
     from django.db import close_old_connections
 
-    from sealbox.errors import StorageUnavailable
+    from sealbox.lib.errors import StorageUnavailable
 
     logger = logging.getLogger("sealbox.purge")
 
@@ -283,7 +283,7 @@ def run_purge():
 def cmd_purge(args: argparse.Namespace) -> int:
     setup_django()
     from sealbox.audit.sealing import SealingKeyUnavailable
-    from sealbox.errors import StorageUnavailable
+    from sealbox.lib.errors import StorageUnavailable
 
     try:
         report = run_purge()

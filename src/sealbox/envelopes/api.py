@@ -10,7 +10,6 @@ from typing import Literal
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 
-from sealbox import clock
 from sealbox.csrf import public_csrf
 from sealbox.envelopes import services
 from sealbox.envelopes.models import EnvelopeVerification, FilesMode
@@ -26,8 +25,9 @@ from sealbox.exchange.api import (
     SealedStateOut,
 )
 from sealbox.exchange.models import BlobKind
-from sealbox.exchange.services import BlobSpec, ExchangeError
-from sealbox.twofactor.services import mask_phone
+from sealbox.exchange.services import MAX_RECIPIENTS, BlobSpec, ExchangeError
+from sealbox.lib import clock
+from sealbox.lib.phones import mask_phone
 
 router = Router(tags=["envelopes"])
 
@@ -48,7 +48,7 @@ class EnvelopeIn(Schema):
     subject: str = Field(..., description="not encrypted: shown in logs, emails, the page")
     public: bool = Field(False, description="one link for anyone (no recipients)")
     recipients: list[EnvelopeRecipientIn] = Field(
-        [], description=f"each gets their own link; at most {services.MAX_RECIPIENTS}"
+        [], description=f"each gets their own link; at most {MAX_RECIPIENTS}"
     )
     expires_at: datetime | None = Field(
         None, description=f"default: in {services.DEFAULT_EXPIRY_DAYS} days"

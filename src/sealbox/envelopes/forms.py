@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from sealbox.accounts.models import Language
 from sealbox.envelopes import services
 from sealbox.envelopes.models import EnvelopeVerification, FilesMode
-from sealbox.exchange.services import MAX_OPENS
+from sealbox.exchange.services import MAX_OPENS, MAX_RECIPIENTS
 
 # The form reads the input; the rules (ranges, lengths) are the service's, checked for
 # every caller (this page and the API). The bounds below only help the browser.
@@ -46,7 +46,7 @@ class EnvelopeRecipientForm(forms.Form):
 
 
 RecipientFormSet = forms.formset_factory(
-    EnvelopeRecipientForm, extra=0, min_num=1, max_num=services.MAX_RECIPIENTS
+    EnvelopeRecipientForm, extra=0, min_num=1, max_num=MAX_RECIPIENTS
 )
 
 

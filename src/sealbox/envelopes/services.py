@@ -20,7 +20,6 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
-from sealbox import clock
 from sealbox.accounts.models import User
 from sealbox.audit import services as audit
 from sealbox.audit.actions import Action
@@ -42,12 +41,12 @@ from sealbox.exchange.services import (
     check_within_limits,
     enforce_limits,
 )
-from sealbox.formats import human_size
-from sealbox.http import client_ip
+from sealbox.lib import clock, throttle
+from sealbox.lib.formats import human_size
+from sealbox.lib.http import client_ip
 from sealbox.ratelimit import services as ratelimit
 from sealbox.ratelimit.services import Rule
 
-MAX_RECIPIENTS = 50
 SUBMIT_SALT = "sealbox.envelopes.submit"
 SUBMIT_WINDOW = timedelta(hours=4)  # after verification, time to fill and upload
 START_FAILURES_PER_LINK = Rule("envelope-start-link", 10, timedelta(hours=1))
@@ -160,11 +159,7 @@ def _validate_spec(owner: User, spec: EnvelopeSpec) -> None:
         raise ExchangeError(_("A public link has no recipients."), field="recipients")
     if not spec.public and not spec.recipients:
         raise ExchangeError(_("Add at least one recipient."), field="recipients")
-    if len(spec.recipients) > MAX_RECIPIENTS:
-        raise ExchangeError(
-            _("Send to at most %(n)d recipients at once.") % {"n": MAX_RECIPIENTS},
-            field="recipients",
-        )
+    exchange.check_recipient_count(spec.recipients)
     if spec.delivery not in DELIVERIES:
         raise ExchangeError(_("Choose Send or Create links."), field="delivery")
     if spec.public and spec.delivery == "email":
@@ -182,8 +177,7 @@ def _validate_spec(owner: User, spec: EnvelopeSpec) -> None:
             % {"days": owner.organisation.plan.max_retention_days},
             field="expires_at",
         )
-    if not 1 <= spec.reply_max_opens <= exchange.MAX_OPENS:
-        raise ExchangeError(_("Maximum opens must be between 1 and 99."), field="reply_max_opens")
+    exchange.check_max_opens(spec.reply_max_opens, "reply_max_opens")
     if not 1 <= spec.reply_expiry_hours <= 24 * owner.organisation.plan.max_retention_days:
         raise ExchangeError(
             _("The reply expiry is longer than your plan allows."), field="reply_expiry_hours"
@@ -271,19 +265,6 @@ def _validate_recipient(recipient: EnvelopeRecipient, index: int) -> None:
         )
 
 
-def _parsed_phone(phone: str, country: str, index: int) -> str:
-    from django.core.exceptions import ValidationError
-
-    from sealbox.twofactor.services import parse_phone
-
-    if not phone:
-        return ""
-    try:
-        return parse_phone(phone, country)
-    except ValidationError as error:
-        raise ExchangeError(error.messages[0], field=f"recipients[{index}].phone") from None
-
-
 def new_link_token() -> str:
     return secrets.token_urlsafe(16)
 
@@ -297,7 +278,10 @@ def create_envelope(
 ) -> Envelope:
     """Create the envelope and its links; with Send, email each recipient their link."""
     _validate_spec(owner, spec)
-    phones = [_parsed_phone(r.phone, owner.sms_country, i) for i, r in enumerate(spec.recipients)]
+    phones = [
+        exchange.recipient_phone(r.phone, owner.sms_country, i)
+        for i, r in enumerate(spec.recipients)
+    ]
     limit = plan_limit(owner)
     max_total = spec.max_total_bytes if spec.max_total_bytes is not None else limit
     with transaction.atomic():
@@ -726,13 +710,7 @@ def check_draft_limits(envelope: Envelope, ip: str | None, size: int) -> None:
         recent = submissions.filter(_same_address(ip), created_at__gt=now - PER_ADDRESS_WINDOW)
         if recent.count() >= envelope.per_ip_hourly:
             retry = _wait(recent.aggregate(first=Min("created_at"))["first"], PER_ADDRESS_WINDOW)
-            raise ExchangeError(
-                _("Too many submissions from your network. Try again in %(n)d minutes.")
-                % {"n": -(-retry // 60)},
-                status=429,
-                code="throttled",
-                retry_after=retry,
-            )
+            raise throttle.too_many_attempts(retry, kind=ExchangeError)
     drafts = Message.objects.filter(submission__envelope=envelope, state=MessageState.DRAFT)
     mine = drafts.filter(_same_address(ip, "submission__ip"))
     for found, count_limit, bytes_limit, text in (

@@ -11,10 +11,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods
 
-from sealbox import clock
 from sealbox.envelopes import services
 from sealbox.envelopes.forms import EnvelopeForm, RecipientFormSet
-from sealbox.exchange.services import ExchangeError
+from sealbox.exchange.services import MAX_RECIPIENTS, ExchangeError
+from sealbox.lib import clock
+from sealbox.lib.errors import SealboxError
 from sealbox.lib.limits import MAX_MANIFEST_BYTES
 
 MB = 1000 * 1000
@@ -83,7 +84,7 @@ FORM_FIELDS = {"max_total_bytes": "max_total_mb", "expires_at": "expires"}
 RECIPIENT_FIELD = re.compile(r"recipients\[(\d+)\]\.(\w+)")
 
 
-def _show_error(form, formset, error: ExchangeError) -> None:
+def _show_error(form, formset, error: SealboxError) -> None:
     """Put the service's refusal next to the field it is about (or above the form)."""
     name = FORM_FIELDS.get(error.field, error.field)
     if name in form.fields:
@@ -103,7 +104,7 @@ def _show_error(form, formset, error: ExchangeError) -> None:
 def _with_extra_row(post):
     data = post.copy()
     total = int(data.get("form-TOTAL_FORMS", "1") or 1)
-    data["form-TOTAL_FORMS"] = str(min(total + 1, 50))
+    data["form-TOTAL_FORMS"] = str(min(total + 1, MAX_RECIPIENTS))
     return data
 
 
@@ -127,7 +128,7 @@ def new_view(request):
             try:
                 spec = _spec(user, form.cleaned_data, formset.cleaned_data, delivery)
                 envelope = services.create_envelope(user, spec, request=request)
-            except ExchangeError as error:
+            except SealboxError as error:
                 _show_error(form, formset, error)
                 # Storage unavailable (503): nothing to correct, the form is kept to retry.
                 status = error.status if error.status >= 500 else 200

@@ -2,33 +2,31 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
 
 from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from ninja import Field, Router, Schema, Status
 
+from sealbox.crypto import CryptoError
+from sealbox.crypto._b64 import b64url_decode, b64url_encode
 from sealbox.csrf import public_csrf
 from sealbox.exchange import codes, services
 from sealbox.exchange.models import Blob, BlobKind, Delivery, Grant, ReplyMode, Verification
 from sealbox.exchange.services import ExchangeError
+from sealbox.lib.errors import SealboxError
+from sealbox.lib.phones import mask_phone
 from sealbox.ops import metrics
-from sealbox.twofactor.services import mask_phone
 
 router = Router(tags=["messages"])
 
 
 def b64decode(value: str, field: str) -> bytes:
+    """A key field of a request, decoded as the clients encode it (crypto's base64url)."""
     try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError):
+        return b64url_decode(value, what=field)
+    except CryptoError:
         raise ExchangeError(f"{field}: expected base64url", field=field) from None
-
-
-def b64encode(value: bytes) -> str:
-    return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
 
 
 # --- Schemas ---------------------------------------------------------------------------
@@ -61,7 +59,7 @@ UPLOAD_MODE = Field(
 class MessageIn(Schema):
     subject: str = Field(..., max_length=200)
     expires_at: datetime
-    max_opens: int = Field(1, ge=1, le=99)
+    max_opens: int = Field(1, ge=1, le=services.MAX_OPENS)
     notify_on_open: bool = True
     show_subject: bool = True
     keep_copy: bool = False
@@ -447,13 +445,13 @@ def unlock(request: HttpRequest, token: str, payload: UnlockIn):
         result = services.unlock(
             token, code=payload.code, password_verifier=verifier, request=request
         )
-    except ExchangeError as refusal:
+    except SealboxError as refusal:  # a storage outage is counted too
         metrics.UNLOCKS.labels(outcome=refusal.code or "refused").inc()
         raise
     metrics.UNLOCKS.labels(outcome="opened").inc()
     return {
-        "server_secret": b64encode(result.server_secret),
-        "wrapped_key": b64encode(result.wrapped_key),
+        "server_secret": b64url_encode(result.server_secret),
+        "wrapped_key": b64url_encode(result.wrapped_key),
         "opens_left": result.opens_left,
         "downloads": [
             {
@@ -565,7 +563,5 @@ def create_reply(request: HttpRequest, payload: ReplyIn):
 def finalise_reply(request: HttpRequest, message_id: uuid.UUID, payload: SealedFinaliseIn):
     """Send the reply: the original sender is emailed their link. Needs X-Upload-Token."""
     message = services.sealed_draft(upload_token_of(request), message_id)
-    if message.kind != "reply":
-        raise ExchangeError("No such reply.", status=404, code="not_found")
     services.finalise_reply(message, notifications_of(payload.links), request=request)
     return {"id": message.public_id, "blobs": [blob_out(b) for b in message.blobs.order_by("id")]}

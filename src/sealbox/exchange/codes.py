@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
 from sealbox.exchange.models import Grant, Verification
-from sealbox.http import client_ip
+from sealbox.lib.http import client_ip
 from sealbox.twofactor import services as codes
 
 
@@ -68,12 +68,8 @@ def send_or_refuse(send: Callable[[], codes.SMSCode]) -> codes.SMSCode:
     try:
         row = send()
     except codes.TwoFactorError as error:
-        status = 429 if error.code in ("cooldown", "sms_limit") else 403
         raise ExchangeError(
-            error.message,
-            status=status,
-            code=error.code or "refused",
-            retry_after=error.retry_after,
+            error.message, status=error.status, code=error.code, retry_after=error.retry_after
         ) from None
     if row.delivery == "failed":
         raise ExchangeError(

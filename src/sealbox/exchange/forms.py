@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from sealbox.accounts.models import Language
+from sealbox.accounts.models import MAX_OPENS, Language
 from sealbox.exchange.models import ReplyMode, Verification
 
 EXPIRY_PRESETS = [
@@ -54,7 +54,9 @@ class SendForm(forms.Form):
     expiry_date = forms.DateField(
         label=_("Expiry date"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
-    max_opens = forms.IntegerField(label=_("Maximum opens"), min_value=1, max_value=99, initial=1)
+    max_opens = forms.IntegerField(
+        label=_("Maximum opens"), min_value=1, max_value=MAX_OPENS, initial=1
+    )
     notify_on_open = forms.BooleanField(
         label=_("Notify me when it is opened"), required=False, initial=True
     )

@@ -19,19 +19,20 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
-from sealbox import clock, keys
-from sealbox.accounts.models import Organisation, User
+from sealbox import keys
+from sealbox.accounts.models import MAX_OPENS, Organisation, User
 from sealbox.audit import services as audit
 from sealbox.audit.actions import Action
 from sealbox.crypto import CryptoError, links
 from sealbox.crypto.grants import SERVER_SECRET_LENGTH, WRAPPED_KEY_LENGTH
-from sealbox.errors import ExchangeError
 from sealbox.exchange import storage
+from sealbox.exchange.errors import ExchangeError
 from sealbox.exchange.models import (
     AbortedUpload,
     Blob,
@@ -45,8 +46,9 @@ from sealbox.exchange.models import (
     ReplyMode,
     Verification,
 )
-from sealbox.formats import human_size
-from sealbox.http import client_ip
+from sealbox.lib import clock, phones, throttle
+from sealbox.lib.formats import human_size
+from sealbox.lib.http import client_ip
 from sealbox.lib.limits import MAX_MANIFEST_BYTES
 from sealbox.ops import metrics
 from sealbox.ratelimit import services as ratelimit
@@ -71,7 +73,6 @@ DIRECT_DOWNLOAD_LIFETIME = timedelta(minutes=5)
 ABORT_CLAIMS_KEPT = timedelta(days=7)
 MAX_RECIPIENTS = 50
 MAX_FILES = 100
-MAX_OPENS = 99
 DRAFT_LIFETIME = timedelta(hours=24)
 # A draft sealed by someone without an account (an envelope submission, a reply) that
 # received nothing for this long is abandoned: the purge removes it and its ciphertext.
@@ -271,19 +272,36 @@ def _validate_recipient(spec: RecipientSpec, index: int) -> None:
         raise ExchangeError(_("A recipient's wrapped key is malformed."), field=field)
 
 
-def _with_parsed_phone(spec: RecipientSpec, country: str, index: int) -> RecipientSpec:
-    """The recipient's phone in E.164, read with the sender's default SMS country."""
-    from django.core.exceptions import ValidationError
-
-    from sealbox.twofactor.services import parse_phone
-
-    if not spec.phone:
-        return spec
+def recipient_phone(phone: str, country: str, index: int) -> str:
+    """A recipient's phone in E.164 (or "" for none), read with the sender's default SMS
+    country; refused naming the recipient's row (messages and envelopes alike)."""
     try:
-        phone = parse_phone(spec.phone, country)
+        return phones.parse_optional_phone(phone, country)
     except ValidationError as error:
         raise ExchangeError(error.messages[0], field=f"recipients[{index}].phone") from None
-    return replace(spec, phone=phone)
+
+
+def check_recipient_count(recipients: list) -> None:
+    """At most MAX_RECIPIENTS recipients in one send (messages and envelopes)."""
+    if len(recipients) > MAX_RECIPIENTS:
+        raise ExchangeError(
+            _("Send to at most %(n)d recipients at once.") % {"n": MAX_RECIPIENTS},
+            field="recipients",
+        )
+
+
+def check_max_opens(value: int, field: str) -> None:
+    """Opens per recipient between 1 and MAX_OPENS (a message's, an envelope reply's)."""
+    if not 1 <= value <= MAX_OPENS:
+        raise ExchangeError(
+            _("Maximum opens must be between 1 and %(n)d.") % {"n": MAX_OPENS}, field=field
+        )
+
+
+def _with_parsed_phone(spec: RecipientSpec, country: str, index: int) -> RecipientSpec:
+    if not spec.phone:
+        return spec
+    return replace(spec, phone=recipient_phone(spec.phone, country, index))
 
 
 def validate_blobs(organisation: Organisation, blobs: list[BlobSpec]) -> int:
@@ -340,13 +358,8 @@ def create_message(
         raise ExchangeError(_("Write a subject."), field="subject")
     if not spec.recipients:
         raise ExchangeError(_("Add at least one recipient."), field="recipients")
-    if len(spec.recipients) > MAX_RECIPIENTS:
-        raise ExchangeError(
-            _("Send to at most %(n)d recipients at once.") % {"n": MAX_RECIPIENTS},
-            field="recipients",
-        )
-    if not 1 <= spec.max_opens <= MAX_OPENS:
-        raise ExchangeError(_("Maximum opens must be between 1 and 99."), field="max_opens")
+    check_recipient_count(spec.recipients)
+    check_max_opens(spec.max_opens, "max_opens")
     if spec.expires_at <= now:
         raise ExchangeError(_("The expiry must be in the future."), field="expires_at")
     if spec.expires_at > latest_expiry(organisation, now) + timedelta(minutes=5):
@@ -1060,13 +1073,7 @@ def ensure_open(grant: Grant) -> None:
 
 
 def _throttled(decision: ratelimit.Decision) -> ExchangeError:
-    return ExchangeError(
-        _("Too many failed attempts. Try again in %(n)d minutes.")
-        % {"n": decision.retry_after_minutes},
-        status=429,
-        code="throttled",
-        retry_after=decision.retry_after,
-    )
+    return throttle.too_many_attempts(decision.retry_after, kind=ExchangeError)
 
 
 def enforce_limits(checks: list[tuple[Rule, str]]) -> None:
@@ -1475,13 +1482,7 @@ def create_reply(
         # Counted in the draft's transaction: a refused or invalid draft counts nothing.
         decision = ratelimit.reserve([(REPLIES_PER_GRANT, grant.token)])
         if not decision.allowed:
-            raise ExchangeError(
-                _("Too many replies. Try again in %(n)d minutes.")
-                % {"n": decision.retry_after_minutes},
-                status=429,
-                code="throttled",
-                retry_after=decision.retry_after,
-            )
+            raise _throttled(decision)
         return create_sealed_draft(
             parent.sender,
             kind=MessageKind.REPLY,
@@ -1500,7 +1501,12 @@ def create_reply(
 def finalise_reply(
     message: Message, notifications: list[Notification], *, request: HttpRequest | None = None
 ) -> Message:
+    """Send a reply draft: the original sender is emailed their link. Any other sealed
+    draft (an envelope submission) is not a reply: for this call it does not exist."""
     from sealbox.exchange import notifications as notify
+
+    if message.kind != MessageKind.REPLY:
+        raise ExchangeError(_("No such reply."), status=404, code="not_found")
 
     def record(reply: Message) -> None:
         # On the reply's timeline and on the original message's (its thread).

@@ -20,7 +20,7 @@ from pathlib import Path
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage
 
-from sealbox.errors import StorageUnavailable, storage_calls
+from sealbox.lib.errors import StorageUnavailable, storage_calls
 
 __all__ = ["ShortBody", "StorageUnavailable"]
 

@@ -8,7 +8,6 @@ from collections import namedtuple
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from sealbox import clock
 from sealbox.accounts.models import User
 from sealbox.exchange.models import MessageKind, MessageState, Verification, reference_for
 from sealbox.history.services import (
@@ -26,6 +25,7 @@ from sealbox.history.services import (
     undelivered_grants,
     visible_grants,
 )
+from sealbox.lib import clock
 
 
 def export_headers() -> list[str]:

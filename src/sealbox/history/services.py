@@ -3,7 +3,6 @@ pagination, per-user statistics and each message's timeline."""
 
 from __future__ import annotations
 
-import base64
 import json
 import zoneinfo
 from collections.abc import Iterator
@@ -14,11 +13,11 @@ from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
-from sealbox import clock
 from sealbox.accounts.models import User
 from sealbox.audit import actions
 from sealbox.audit.actions import Action
 from sealbox.audit.models import Event
+from sealbox.crypto._b64 import b64url_decode, b64url_encode
 from sealbox.exchange.models import (
     BlobKind,
     Grant,
@@ -27,6 +26,7 @@ from sealbox.exchange.models import (
     MessageState,
     Verification,
 )
+from sealbox.lib import clock
 
 PAGE_SIZE = 50
 
@@ -263,12 +263,12 @@ def derived_status(*, deleted: bool, opens: int, expired: bool, undelivered: boo
 
 def encode_cursor(row: Row) -> str:
     raw = json.dumps([row.message.sent_at.isoformat(), row.grant.pk]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return b64url_encode(raw)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        raw = b64url_decode(cursor, what="cursor")
         moment, pk = json.loads(raw)
         return datetime.fromisoformat(moment), int(pk)
     except (ValueError, TypeError):

@@ -9,7 +9,6 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from sealbox import clock
 from sealbox.accounts.models import User
 from sealbox.audit import exports, sealing
 from sealbox.audit import services as audit
@@ -18,6 +17,7 @@ from sealbox.exchange import services as exchange
 from sealbox.history import exports as history_exports
 from sealbox.history import services
 from sealbox.history.forms import HistoryFilterForm
+from sealbox.lib import clock
 
 
 def _filters(request, *, admin: bool) -> tuple[HistoryFilterForm, services.Filters]:

@@ -19,11 +19,11 @@ from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
-from sealbox import clock
 from sealbox.audit import services as audit
 from sealbox.audit.actions import Action, delivery_outcome
 from sealbox.audit.models import ActorType
-from sealbox.errors import StorageUnavailable
+from sealbox.lib import clock
+from sealbox.lib.errors import StorageUnavailable
 from sealbox.notify import keystore, sealing, sms
 from sealbox.notify.models import LIVE_STATUSES, Channel, OutboxMessage, OutboxStatus
 from sealbox.notify.retries import describe_failure, is_transient, max_attempts, retry_delays

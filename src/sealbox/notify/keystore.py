@@ -20,7 +20,7 @@ from pathlib import Path
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
 
-from sealbox.errors import storage_calls
+from sealbox.lib.errors import storage_calls
 
 logger = logging.getLogger(__name__)
 FOLDER = "outbox"

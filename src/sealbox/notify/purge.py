@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from sealbox import clock
+from sealbox.lib import clock
 from sealbox.notify import keystore
 from sealbox.notify.delivery import ORPHAN_CLAIM_AFTER, claim_expired, enqueue_delivery, finish
 from sealbox.notify.models import FINAL_STATUSES, LIVE_STATUSES, OutboxMessage, OutboxStatus
@@ -103,7 +103,7 @@ def purge() -> PurgeReport:
             continue
         if status is None:
             # No row: its queuing transaction rolled back, or is still committing.
-            # Storage times are wall-clock times, not sealbox.clock's.
+            # Storage times are wall-clock times, not sealbox.lib.clock's.
             stored_at = keystore.stored_at(outbox_id)
             if stored_at is None or stored_at > timezone.now() - ORPHAN_KEY_GRACE:
                 continue

@@ -40,7 +40,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from sealbox import clock
+from sealbox.lib import clock
 from sealbox.notify import keystore, sealing
 from sealbox.notify.delivery import (
     COUNTER_NAMES,

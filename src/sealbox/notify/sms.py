@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from django.conf import settings
 
-from sealbox import clock
+from sealbox.lib import clock
 
 WEBHOOK_TIMEOUT_SECONDS = 10
 

@@ -21,7 +21,7 @@ from django.core.files.storage import FileSystemStorage, storages
 from django.db import IntegrityError, close_old_connections, connection, connections, transaction
 from django.db.models import F
 
-from sealbox import clock
+from sealbox.lib import clock
 from sealbox.ops.models import EventCounter, WorkerHeartbeat
 
 READINESS_DEADLINE_SECONDS = 2.5

@@ -8,7 +8,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from sealbox.http import client_ip
+from sealbox.lib.http import client_ip
 from sealbox.ops import metrics, services
 
 

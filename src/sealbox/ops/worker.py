@@ -16,7 +16,7 @@ from datetime import timedelta
 from django.db import connections
 from django.db.utils import InterfaceError, OperationalError
 
-from sealbox import clock
+from sealbox.lib import clock
 from sealbox.ops import services
 
 logger = logging.getLogger("sealbox.worker")

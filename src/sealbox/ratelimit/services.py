@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import F, QuerySet
 
-from sealbox import clock
+from sealbox.lib import clock
 from sealbox.ratelimit.models import Hit, KeyLock
 
 

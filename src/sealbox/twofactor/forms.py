@@ -5,6 +5,7 @@ import re
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from sealbox.lib import phones
 from sealbox.twofactor import services
 
 AREA_CODE_ALERT = _(
@@ -34,10 +35,7 @@ class PhoneSettingsForm(forms.Form):
         self.fields["mobile_phone"].widget.attrs["aria-describedby"] = describedby
 
     def clean_mobile_phone(self) -> str:
-        value = self.cleaned_data.get("mobile_phone", "").strip()
-        if not value:
-            return ""
-        return services.parse_phone(value, self.country)
+        return phones.parse_optional_phone(self.cleaned_data.get("mobile_phone", ""), self.country)
 
     def clean(self):
         cleaned = super().clean()

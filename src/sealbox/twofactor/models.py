@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django_otp.models import Device, SideChannelDevice, TimestampMixin
 from phonenumber_field.modelfields import PhoneNumberField
 
-from sealbox import clock
+from sealbox.lib import clock
 
 
 class Factor(models.TextChoices):

@@ -12,16 +12,14 @@ import base64
 import enum
 import hashlib
 import hmac
-import re
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import phonenumbers
 import segno
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import translation
@@ -33,13 +31,16 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.util import random_hex
 from django_otp_webauthn.models import WebAuthnCredential
 
-from sealbox import clock, keys
+from sealbox import keys
 from sealbox.accounts import reauth
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import Organisation, User
 from sealbox.audit import services as audit
 from sealbox.audit.actions import Action
-from sealbox.http import client_ip
+from sealbox.lib import clock
+from sealbox.lib.errors import SealboxError
+from sealbox.lib.http import client_ip
+from sealbox.lib.phones import mask_phone
 from sealbox.notify import services as notify
 from sealbox.notify import sms_tasks
 from sealbox.ratelimit import services as ratelimit
@@ -86,80 +87,17 @@ SESSION_PASSKEY_REGISTER_STATE = "sealbox_passkey_register_state"
 PRIMARY_FACTORS = (Factor.SMS, Factor.TOTP, Factor.PASSKEY)
 
 
-class TwoFactorError(Exception):
-    """A request the rules refuse; the message is shown to the person as is."""
+class TwoFactorError(SealboxError):
+    """A second-factor request the rules refuse (403 unless a raise site says otherwise:
+    429 when it is a matter of waiting)."""
 
-    def __init__(self, message: str, *, code: str = "", retry_after: int = 0):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.retry_after = retry_after
+    status = 403
+    code = "refused"
 
 
 class PendingLoginExpired(TwoFactorError):
     def __init__(self) -> None:
         super().__init__(_("Your login attempt has expired. Please log in again."), code="expired")
-
-
-# --- Phone numbers --------------------------------------------------------------------
-
-PHONE_CHARACTERS = re.compile(r"^[0-9+().\-\s]+$")
-
-
-def parse_phone(raw: str, country: str) -> str:
-    """A mobile number typed by a person, read with their default SMS country, as E.164.
-
-    Letters are refused even though phonenumbers would read "1-800-FLOWERS": a code must
-    reach exactly the number the person meant.
-    """
-    value = (raw or "").strip()
-    if not value:
-        raise ValidationError(_("Enter your mobile phone number."), code="required")
-    if not PHONE_CHARACTERS.match(value):
-        raise ValidationError(
-            _(
-                "A phone number contains only digits, spaces and the + sign, "
-                "for example 514 555 0100."
-            ),
-            code="characters",
-        )
-    try:
-        number = phonenumbers.parse(value, (country or "").upper() or None)
-    except phonenumbers.NumberParseException:
-        raise ValidationError(
-            _("This is not a valid phone number. Enter it with its area code."), code="invalid"
-        ) from None
-    reason = phonenumbers.is_possible_number_with_reason(number)
-    if reason in (
-        phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
-        phonenumbers.ValidationResult.TOO_SHORT,
-    ):
-        raise ValidationError(
-            _("Enter the number with its area code, for example 514 555 0100."),
-            code="area_code",
-        )
-    if not phonenumbers.is_valid_number(number):
-        raise ValidationError(
-            _("This is not a valid phone number. Enter it with its area code."), code="invalid"
-        )
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def mask_phone(number: object) -> str:
-    """•••• 0100: enough for the person to recognise their phone, not to learn it."""
-    digits = "".join(ch for ch in str(number or "") if ch.isdigit())
-    return f"•••• {digits[-4:]}" if digits else ""
-
-
-def display_phone(number: object) -> str:
-    """A stored E.164 number as people write it (international format)."""
-    if not number:
-        return ""
-    try:
-        parsed = phonenumbers.parse(str(number), None)
-    except phonenumbers.NumberParseException:
-        return str(number)
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 # --- SMS codes (login and phone confirmation; reusable for message opening) ---------
@@ -236,6 +174,7 @@ def _too_many_sms(retry_after: int) -> TwoFactorError:
             minutes,
         )
         % {"n": minutes},
+        status=429,
         code="sms_limit",
         retry_after=retry_after,
     )
@@ -292,6 +231,7 @@ def send_code(
                 wait,
             )
             % {"n": wait},
+            status=429,
             code="cooldown",
             retry_after=wait,
         )

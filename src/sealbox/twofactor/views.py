@@ -15,7 +15,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -25,31 +24,15 @@ from sealbox.accounts.decorators import reauth_required, reauth_url
 from sealbox.accounts.models import User
 from sealbox.accounts.reauth import ReauthRequired
 from sealbox.accounts.registry import AccountSection
+from sealbox.lib import phones
+from sealbox.lib.language import set_language_cookie
+from sealbox.lib.urls import safe_next
 from sealbox.twofactor import forms, services
 from sealbox.twofactor.models import CodeDelivery, Factor, PendingLogin
 from sealbox.twofactor.services import TwoFactorError
 
 PHONE_PREFIX = "twofactor"
 PHONE_ACTION = "twofactor_action"
-
-
-def _safe(request: HttpRequest, target: str, fallback: str) -> str:
-    if target and url_has_allowed_host_and_scheme(
-        target, {request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return fallback
-
-
-def _with_language_cookie(response: HttpResponse, user: User) -> HttpResponse:
-    response.set_cookie(
-        settings.LANGUAGE_COOKIE_NAME,
-        user.language,
-        samesite="Lax",
-        secure=settings.LANGUAGE_COOKIE_SECURE,
-        httponly=True,
-    )
-    return response
 
 
 # --- The login step -----------------------------------------------------------------
@@ -77,7 +60,7 @@ def _send_login_code(request: HttpRequest, pending: PendingLogin, *, quiet_succe
             messages.success(
                 request,
                 _("We sent a new code to %(phone)s.")
-                % {"phone": services.mask_phone(services.sms_device(pending.user).number)},
+                % {"phone": phones.mask_phone(services.sms_device(pending.user).number)},
             )
 
 
@@ -92,8 +75,8 @@ def _pending_or_redirect(request: HttpRequest):
 
 
 def _logged_in(request: HttpRequest, pending: PendingLogin) -> HttpResponse:
-    target = _safe(request, pending.next_url, reverse(settings.LOGIN_REDIRECT_URL))
-    return _with_language_cookie(redirect(target), pending.user)
+    target = safe_next(request, pending.next_url, reverse(settings.LOGIN_REDIRECT_URL))
+    return set_language_cookie(redirect(target), pending.user.language)
 
 
 @never_cache
@@ -129,7 +112,7 @@ def login_verify(request: HttpRequest) -> HttpResponse:
         device = services.sms_device(user)
         code = services.latest_code(pending.binding)
         context.update(
-            phone=services.mask_phone(device.number) if device else "",
+            phone=phones.mask_phone(device.number) if device else "",
             code_sent=code is not None and code.delivery != CodeDelivery.FAILED,
             delivery_failed=code is not None and code.delivery == CodeDelivery.FAILED,
             resend_wait=services.resend_wait(pending.binding),
@@ -184,7 +167,7 @@ def _live_code_exists(pending: PendingLogin) -> bool:
 
 def _method_label(method: str, sms) -> str:
     if method == Factor.SMS and sms is not None:
-        return _("Text message to %(phone)s") % {"phone": services.mask_phone(sms.number)}
+        return _("Text message to %(phone)s") % {"phone": phones.mask_phone(sms.number)}
     return {
         Factor.TOTP: _("Code from your authenticator app"),
         Factor.PASSKEY: _("Passkey or security key"),
@@ -233,8 +216,8 @@ def login_passkey_complete(request: HttpRequest) -> JsonResponse:
         services.passkey_login_complete(request, pending, _json_body(request))
     except TwoFactorError as error:
         return _json_error(error.message)
-    target = _safe(request, pending.next_url, reverse(settings.LOGIN_REDIRECT_URL))
-    return _with_language_cookie(JsonResponse({"redirect_url": target}), pending.user)
+    target = safe_next(request, pending.next_url, reverse(settings.LOGIN_REDIRECT_URL))
+    return set_language_cookie(JsonResponse({"redirect_url": target}), pending.user.language)
 
 
 # --- Phone section (Account page and Security page) --------------------------------
@@ -262,7 +245,7 @@ def phone_section(request: HttpRequest) -> PhoneSection:
     device = services.sms_device(user)
     initial = {
         "enabled": device is not None,
-        "mobile_phone": services.display_phone(device.number if device else user.mobile_phone),
+        "mobile_phone": phones.display_phone(device.number if device else user.mobile_phone),
     }
     action = request.POST.get(PHONE_ACTION) if request.method == "POST" else None
     data = request.POST if action == "save" else None
@@ -286,7 +269,7 @@ def phone_section(request: HttpRequest) -> PhoneSection:
                     "Two-factor authentication is on. From now on, logging in asks for a code "
                     "sent by SMS to %(phone)s."
                 )
-                % {"phone": services.mask_phone(confirmed.number)},
+                % {"phone": phones.mask_phone(confirmed.number)},
             )
             response = redirect(here)
     elif action == "resend":
@@ -299,7 +282,7 @@ def phone_section(request: HttpRequest) -> PhoneSection:
             messages.success(
                 request,
                 _("We sent a new code to %(phone)s.")
-                % {"phone": services.mask_phone(pending.number)},
+                % {"phone": phones.mask_phone(pending.number)},
             )
         response = redirect(here)
     elif action == "cancel":
@@ -312,10 +295,10 @@ def phone_section(request: HttpRequest) -> PhoneSection:
         delivery_failed=latest is not None and latest.delivery == CodeDelivery.FAILED,
         form=form,
         code_form=code_form,
-        pending_phone=services.mask_phone(pending.number) if pending else "",
+        pending_phone=phones.mask_phone(pending.number) if pending else "",
         resend_wait=services.resend_wait(services.phone_binding(pending)) if pending else 0,
         enabled=device is not None,
-        phone=services.mask_phone(device.number) if device else "",
+        phone=phones.mask_phone(device.number) if device else "",
         response=response,
         handled=action is not None,
     )
@@ -358,7 +341,7 @@ def _apply_phone_settings(request, form, device, here: str) -> HttpResponse | No
         messages.success(
             request,
             _("We sent a code by SMS to %(phone)s. Enter it below to confirm your number.")
-            % {"phone": services.mask_phone(pending.number)},
+            % {"phone": phones.mask_phone(pending.number)},
         )
         return redirect(here)
     phone_changed = number != str(user.mobile_phone or "")

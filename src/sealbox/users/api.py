@@ -6,11 +6,11 @@ from datetime import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from ninja import Field, Router, Schema, Status
-from ninja.errors import HttpError
 from ninja.errors import ValidationError as InvalidInput
 
 from sealbox.accounts.models import Language, Role, User, validate_sms_country
 from sealbox.accounts.services import AccountError
+from sealbox.lib import phones
 from sealbox.users import services
 
 router = Router(tags=["users"])
@@ -63,12 +63,10 @@ def _admin(request) -> User:
     try:
         services.require_admin(request.auth)
     except PermissionDenied:
-        raise HttpError(403, "Only administrators of the organisation can do this.") from None
+        raise AccountError(
+            "Only administrators of the organisation can do this.", status=403, code="forbidden"
+        ) from None
     return request.auth
-
-
-def _refused(error: Exception):
-    return HttpError(409, str(error))
 
 
 @router.get("/users", response=list[UserOut])
@@ -79,12 +77,10 @@ def list_users(request, q: str = ""):
 @router.post("/users", response={201: UserOut})
 def add_user(request, payload: UserIn):
     actor = _admin(request)
-    from sealbox.twofactor.services import parse_phone
-
-    phone = ""
     try:
-        if payload.mobile_phone:
-            phone = parse_phone(payload.mobile_phone, actor.organisation.default_sms_country)
+        phone = phones.parse_optional_phone(
+            payload.mobile_phone, actor.organisation.default_sms_country
+        )
         user = services.invite_user(
             request,
             actor,
@@ -96,8 +92,6 @@ def add_user(request, payload: UserIn):
                 mobile_phone=phone,
             ),
         )
-    except AccountError as error:
-        raise HttpError(409, _message(error)) from None
     except ValidationError as error:
         raise _invalid("mobile_phone", error) from None
     return Status(201, _out(user))
@@ -134,9 +128,7 @@ def edit_user(request, user_id: int, payload: UserPatch):
             raise _invalid("sms_country", error) from None
     try:
         if phone:
-            from sealbox.twofactor.services import parse_phone
-
-            phone = parse_phone(phone, values.get("sms_country") or target.sms_country)
+            phone = phones.parse_phone(phone, values.get("sms_country") or target.sms_country)
         services.update_user(
             request,
             actor,
@@ -146,9 +138,10 @@ def edit_user(request, user_id: int, payload: UserPatch):
             **values,
         )
     except AccountError as error:
+        # A field at fault answers as the schema's own validation errors do.
         if error.field:
             raise _invalid(error.field, error) from None
-        raise HttpError(409, _message(error)) from None
+        raise
     except ValidationError as error:
         raise _invalid("mobile_phone", error) from None
     return _out(services.user_for_admin(actor, user_id))
@@ -158,10 +151,7 @@ def edit_user(request, user_id: int, payload: UserPatch):
 def disable_user(request, user_id: int):
     actor = _admin(request)
     target = services.user_for_admin(actor, user_id)
-    try:
-        services.set_active(request, actor, target, False)
-    except AccountError as error:
-        raise _refused(error) from None
+    services.set_active(request, actor, target, False)
     return _out(target)
 
 
@@ -169,10 +159,7 @@ def disable_user(request, user_id: int):
 def enable_user(request, user_id: int):
     actor = _admin(request)
     target = services.user_for_admin(actor, user_id)
-    try:
-        services.set_active(request, actor, target, True)
-    except AccountError as error:
-        raise _refused(error) from None
+    services.set_active(request, actor, target, True)
     return _out(target)
 
 
@@ -180,8 +167,5 @@ def enable_user(request, user_id: int):
 def delete_user(request, user_id: int):
     actor = _admin(request)
     target = services.user_for_admin(actor, user_id)
-    try:
-        services.delete_user(request, actor, target)
-    except AccountError as error:
-        raise _refused(error) from None
+    services.delete_user(request, actor, target)
     return Status(204, None)

@@ -7,14 +7,8 @@ from django.utils.translation import gettext_lazy as _
 from sealbox.accounts.forms import country_choices, time_zone_choices
 from sealbox.accounts.models import Language, Organisation, Role, validate_sms_country
 from sealbox.accounts.services import AccountError, check_organisation_name
+from sealbox.lib import phones
 from sealbox.users.services import LOGO_MAX_BYTES, check_logo
-
-
-def _parse_phone(value: str, country: str) -> str:
-    from sealbox.twofactor.services import parse_phone
-
-    value = (value or "").strip()
-    return parse_phone(value, country) if value else ""
 
 
 class SearchForm(forms.Form):
@@ -41,7 +35,7 @@ class AddUserForm(forms.Form):
         super().__init__(*args, **kwargs)
 
     def clean_mobile_phone(self) -> str:
-        return _parse_phone(self.cleaned_data["mobile_phone"], self.country)
+        return phones.parse_optional_phone(self.cleaned_data["mobile_phone"], self.country)
 
 
 class ImportForm(forms.Form):
@@ -73,7 +67,7 @@ class EditUserForm(forms.Form):
         country = data.get("sms_country")
         if country and "mobile_phone" in data:
             try:
-                data["mobile_phone"] = _parse_phone(data["mobile_phone"], country)
+                data["mobile_phone"] = phones.parse_optional_phone(data["mobile_phone"], country)
             except ValidationError as error:
                 self.add_error("mobile_phone", error)
         if (

@@ -20,7 +20,6 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from sealbox import clock
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import (
     ApiToken,
@@ -41,6 +40,7 @@ from sealbox.audit.actions import Action
 from sealbox.envelopes import services as envelopes
 from sealbox.exchange.models import Message, MessageState
 from sealbox.exchange.services import delete_blobs, delete_message
+from sealbox.lib import clock, phones
 from sealbox.notify import services as notify
 from sealbox.twofactor import services as twofactor
 
@@ -112,19 +112,23 @@ def _ensure_not_last_admin(target: User) -> None:
                 "%(email)s is the last active administrator of %(org)s. Make another user "
                 "an administrator first."
             )
-            % {"email": target.email, "org": target.organisation.name}
+            % {"email": target.email, "org": target.organisation.name},
+            code="last_admin",
         )
 
 
 def _refusal(error: ValidationError) -> AccountError:
     """A model's validation error as a refusal naming its first field."""
     fields = list(getattr(error, "error_dict", {}))
-    return AccountError(" ".join(error.messages), field=fields[0] if fields else "")
+    return AccountError(" ".join(error.messages), code="invalid", field=fields[0] if fields else "")
 
 
 def _ensure_not_self(actor: User, target: User) -> None:
     if actor.pk == target.pk:
-        raise AccountError(_("You cannot do this to your own account. Ask another administrator."))
+        raise AccountError(
+            _("You cannot do this to your own account. Ask another administrator."),
+            code="own_account",
+        )
 
 
 def has_two_factor(user: User) -> bool:
@@ -158,7 +162,8 @@ def _check_seats(organisation: Organisation, wanted: int = 1) -> None:
                 "org": organisation.name,
                 "used": accounts.seats_used(organisation),
                 "seats": organisation.seats,
-            }
+            },
+            code="no_free_seat",
         )
 
 
@@ -360,8 +365,6 @@ ROLE_WORDS = {
 
 def read_csv(organisation: Organisation, data: bytes) -> CsvReport:
     """Validate every row; nothing is created here. Line numbers count the header as 1."""
-    from sealbox.twofactor.services import parse_phone
-
     report = CsvReport()
     if len(data) > CSV_MAX_BYTES:
         report.errors.append((0, _("The file is larger than 1 MB.")))
@@ -398,7 +401,7 @@ def read_csv(organisation: Organisation, data: bytes) -> CsvReport:
             name: (values[i].strip() if i < len(values) else "") for i, name in enumerate(header)
         }
         try:
-            spec = _row_to_user(organisation, row, parse_phone)
+            spec = _row_to_user(organisation, row)
             if spec.email in seen:
                 raise AccountError(
                     _("%(email)s is already on line %(line)d.")
@@ -424,7 +427,7 @@ def read_csv(organisation: Organisation, data: bytes) -> CsvReport:
     return report
 
 
-def _row_to_user(organisation: Organisation, row: dict, parse_phone) -> NewUser:
+def _row_to_user(organisation: Organisation, row: dict) -> NewUser:
     email = accounts.check_new_email(organisation, row.get("email", ""))
     role_word = (row.get("role") or "member").lower()
     if role_word not in ROLE_WORDS:
@@ -439,7 +442,7 @@ def _row_to_user(organisation: Organisation, row: dict, parse_phone) -> NewUser:
     phone = ""
     if row.get("mobile_phone"):
         try:
-            phone = parse_phone(row["mobile_phone"], country)
+            phone = phones.parse_phone(row["mobile_phone"], country)
         except ValidationError as error:
             raise AccountError(" ".join(error.messages)) from None
     time_zone = row.get("time_zone") or ""
@@ -526,7 +529,7 @@ def update_user(
     changed = [n for n in EDIT_FIELDS if n in values and getattr(target, n) != values[n]]
     if "role" in changed:
         if values["role"] not in Role.values:
-            raise AccountError(_("Choose a role from the list."))
+            raise AccountError(_("Choose a role from the list."), code="invalid")
         if values["role"] != Role.ADMIN:
             _ensure_not_last_admin(target)
     device = twofactor.sms_device(target)
@@ -535,9 +538,14 @@ def update_user(
     turn_on = bool(enable_2fa) and device is None
     turn_off = enable_2fa is False and device is not None
     if turn_on and not new_phone:
-        raise AccountError(_("Enter the user's mobile phone number to enable 2FA authentication."))
+        raise AccountError(
+            _("Enter the user's mobile phone number to enable 2FA authentication."),
+            code="phone_required",
+        )
     if device is not None and not turn_off and mobile_phone == "":
-        raise AccountError(_("A user with SMS 2FA needs a mobile phone number."))
+        raise AccountError(
+            _("A user with SMS 2FA needs a mobile phone number."), code="phone_required"
+        )
     if not (changed or phone_changed or turn_on or turn_off):
         return []
     notices = []
@@ -579,7 +587,7 @@ def update_user(
             notices.append(
                 _lazy(
                     gettext_noop("Your mobile phone number is now %(phone)s."),
-                    phone=twofactor.mask_phone(new_phone),
+                    phone=phones.mask_phone(new_phone),
                 )
             )
         if turn_on:
@@ -590,7 +598,7 @@ def update_user(
                         "Two-factor authentication is on: logging in now asks for a code sent "
                         "by SMS to %(phone)s."
                     ),
-                    phone=twofactor.mask_phone(new_phone),
+                    phone=phones.mask_phone(new_phone),
                 )
             )
         if turn_off:

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import Organisation
 from sealbox.accounts.services import AccountError
+from sealbox.lib import phones
 from sealbox.twofactor import services as twofactor
 from sealbox.users import forms, services
 
@@ -115,7 +116,7 @@ def user_edit(request, pk: int):
     initial = {
         "first_name": target.first_name,
         "last_name": target.last_name,
-        "mobile_phone": twofactor.display_phone(target.mobile_phone),
+        "mobile_phone": phones.display_phone(target.mobile_phone),
         "sms_country": target.sms_country,
         "time_zone": target.time_zone,
         "language": target.language,

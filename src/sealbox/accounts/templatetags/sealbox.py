@@ -10,7 +10,7 @@ register = template.Library()
 @register.filter
 def size(value) -> str:
     """Bytes in decimal units, as plans state them (100 MB, 2.5 GB)."""
-    from sealbox.formats import human_size
+    from sealbox.lib.formats import human_size
 
     return human_size(int(value or 0))
 

@@ -2,25 +2,11 @@
 // The server sends options as JSON (base64url for binary fields) and expects the
 // credential back in the same JSON form; this module converts between the two.
 
-function fromBase64url(value) {
-  const base64 = value.replace(/-/g, "+").replace(/_/g, "/");
-  const padded = base64 + "=".repeat((4 - (base64.length % 4)) % 4);
-  const binary = atob(padded);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i += 1) {
-    bytes[i] = binary.charCodeAt(i);
-  }
-  return bytes.buffer;
-}
+import { fromBase64url as decode, toBase64url as encode } from "./b64.js";
 
-function toBase64url(buffer) {
-  const bytes = new Uint8Array(buffer);
-  let binary = "";
-  for (const byte of bytes) {
-    binary += String.fromCharCode(byte);
-  }
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
+// WebAuthn takes and gives buffers; the one base64url of the pages (b64.js) works on bytes.
+const fromBase64url = (value) => decode(value, { what: "passkey field" });
+const toBase64url = (buffer) => encode(new Uint8Array(buffer));
 
 function creationOptions(json) {
   const options = { ...json };

@@ -1,7 +1,9 @@
 """Errors the rules raise, shared by every app (the lower layer: it imports no app).
 
-`ExchangeError` is a request the rules refuse, with the HTTP status the API answers with;
-the API's error handler turns it into `{"error": code, "message": …}`. `StorageUnavailable`
+`SealboxError` is a request the rules refuse, with the HTTP status the API answers with;
+every app's own error subclasses it, and the API's one handler turns any of them into
+`{"error": code, "message": …}` (with Retry-After when it says when to try again).
+`StorageUnavailable`
 is the one error for a blob store that does not answer: `storage_calls` turns what the
 backends raise (botocore's connection and timeout errors, S3's 5xx and throttling answers,
 the local folder's OS errors) into it, around every call to the store.
@@ -34,27 +36,38 @@ _UNAVAILABLE_CODES = frozenset(
 )
 
 
-class ExchangeError(Exception):
-    """A request the rules refuse. `status` is the HTTP status the API answers with."""
+class SealboxError(Exception):
+    """A request the rules refuse; the message is shown to the person as is.
+
+    `status` is the HTTP status the API answers with, `code` the machine-readable reason,
+    `field` the input at fault (when there is one) and `retry_after` the seconds before
+    trying again is worth it (0: no such promise). A subclass sets its own defaults as
+    class attributes; a raise site overrides them by keyword.
+    """
+
+    status: int = 400
+    code: str = "invalid"
 
     def __init__(
         self,
-        message: str,
+        message: str = "",
         *,
-        status: int = 400,
-        code: str = "invalid",
+        status: int | None = None,
+        code: str | None = None,
         field: str = "",
         retry_after: int = 0,
     ):
         super().__init__(message)
         self.message = message
-        self.status = status
-        self.code = code
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
         self.field = field
         self.retry_after = retry_after
 
 
-class StorageUnavailable(ExchangeError):
+class StorageUnavailable(SealboxError):
     """The blob store did not answer: nothing the person did is wrong, try again later."""
 
     def __init__(self) -> None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sealbox.http import client_ip, normalise_ip
+from sealbox.lib.http import client_ip, normalise_ip
 
 
 @pytest.mark.parametrize(
