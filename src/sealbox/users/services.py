@@ -719,6 +719,8 @@ ORGANISATION_FIELDS = (
     "opening_code_in_separate_email",
     "approved_email_domains",
     "audit_retention_days",
+    "postal_address",
+    "phone",
 )
 
 
