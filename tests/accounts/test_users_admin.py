@@ -607,6 +607,30 @@ def test_bad_domain_and_colour_are_refused(admin_user):
         services.update_organisation(None, admin_user, accent_colour="blue")
 
 
+def test_organisation_address_and_phone_for_the_emails(admin_user, organisation):
+    client = login(admin_user)
+    data = {
+        "name": organisation.name,
+        "default_sms_country": "CA",
+        "default_expiry_days": "7",
+        "opening_code_in_separate_email": "True",
+        "audit_retention_days": "400",
+        "postal_address": "12 rue de la Paix\r\n75002 Paris",
+        "phone": "+33 1 23 45 67 89",
+    }
+    assert client.post("/users/organisation/", data).status_code == 302
+    organisation.refresh_from_db()
+    assert organisation.postal_address == "12 rue de la Paix\r\n75002 Paris"
+    assert organisation.phone == "+33 1 23 45 67 89"
+    event = Event.objects.filter(action="organisation.updated").latest("id")
+    assert {"postal_address", "phone"} <= set(event.details["fields"])
+    # Printed in emails: a phone field takes a phone number, nothing else.
+    page = client.post("/users/organisation/", data | {"phone": "call +33 1 23\nBcc: x@y.z"})
+    assert page.status_code == 200 and "Write the phone number with digits" in page.content.decode()
+    organisation.refresh_from_db()
+    assert organisation.phone == "+33 1 23 45 67 89"
+
+
 # --- French -------------------------------------------------------------------------
 
 

@@ -40,9 +40,14 @@ def test_open_page_shows_the_senders_logo_and_colour(branded, send, recipient_tr
 
 def test_notification_email_carries_the_brand(branded, send):
     send(delivery="email")
-    html = emails_to("client@example.org")[0].alternatives[0][0]
-    assert f"/organisation-logo/{branded.pk}/" in html
-    assert "background:#7a1f5c" in html
+    email = emails_to("client@example.org")[0]
+    html = email.alternatives[0][0]
+    # The logo goes inside the email (a CID part): nothing is fetched from the server.
+    assert 'src="cid:logo@sealbox"' in html
+    assert "/organisation-logo/" not in html
+    assert "background-color:#7a1f5c" in html
+    [logo] = email.inline
+    assert base64.b64decode(logo["data"]) == PNG and logo["type"] == "image/png"
 
 
 def test_no_brand_no_extra_requests(send, recipient_transport, sender):

@@ -5,6 +5,7 @@ import socket
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.conf import settings
 from django.test import override_settings
 
 from sealbox.twofactor import services
@@ -59,6 +60,8 @@ def test_a_recovery_code_email_through_smtp(smtp_server, user, rf, clock):
     ]
     recipients, message = inbox.messages[1]
     assert recipients == [user.email]
+    # Security emails stay from Sealbox itself: no person's name, no Reply-To.
+    assert message["From"] == settings.DEFAULT_FROM_EMAIL and message["Reply-To"] is None
     body = message.get_payload(decode=True).decode()
     assert "9 unused codes are left" in body
     assert not any(code in body for code in codes)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import zoneinfo
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
@@ -30,6 +31,22 @@ class Plan(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+PHONE_AS_WRITTEN = re.compile(r"^\+?[0-9][0-9 ().\-]{3,38}$")
+
+
+def validate_display_phone(value: str) -> None:
+    """A phone number as the organisation writes it (+33 1 23 45 67 89): printed, not dialled
+    by Sealbox, so only its characters are checked (an email header or layout cannot be
+    bent through it)."""
+    if value and not PHONE_AS_WRITTEN.match(value):
+        raise ValidationError(
+            _(
+                "Write the phone number with digits, spaces and the + sign, "
+                "for example +33 1 23 45 67 89."
+            )
+        )
 
 
 class OrganisationManager(models.Manager):
@@ -83,6 +100,12 @@ class Organisation(models.Model):
     accent_colour = models.CharField(_("accent colour"), max_length=7, blank=True)
     logo = models.BinaryField(_("logo"), blank=True, null=True)
     logo_type = models.CharField(max_length=20, blank=True)
+    # Printed at the foot of the emails recipients receive, so they can check with the
+    # organisation by another channel than the email itself.
+    postal_address = models.TextField(_("postal address"), max_length=300, blank=True)
+    phone = models.CharField(
+        _("phone number"), max_length=40, blank=True, validators=[validate_display_phone]
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = OrganisationManager()

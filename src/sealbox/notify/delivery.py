@@ -13,7 +13,6 @@ from email.utils import parseaddr
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import Q
 from django.dispatch import Signal
@@ -24,7 +23,7 @@ from sealbox.audit.actions import Action, delivery_outcome
 from sealbox.audit.models import ActorType
 from sealbox.lib import clock
 from sealbox.lib.errors import StorageUnavailable
-from sealbox.notify import keystore, sealing, sms
+from sealbox.notify import emails, keystore, sealing, sms
 from sealbox.notify.models import LIVE_STATUSES, Channel, OutboxMessage, OutboxStatus
 from sealbox.notify.retries import describe_failure, is_transient, max_attempts, retry_delays
 from sealbox.notify.tasks import deliver_email
@@ -292,15 +291,7 @@ def message_id(outbox_id: uuid.UUID) -> str:
 
 
 def _send_email(message: OutboxMessage, payload: dict) -> None:
-    email = EmailMultiAlternatives(
-        payload["subject"],
-        payload["text"],
-        settings.DEFAULT_FROM_EMAIL,
-        message.recipients,
-        headers={"Message-ID": message_id(message.pk)},
-    )
-    if payload["html"]:
-        email.attach_alternative(payload["html"], "text/html")
+    email = emails.build(payload, message.recipients, {"Message-ID": message_id(message.pk)})
     email.send()
 
 

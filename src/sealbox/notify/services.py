@@ -33,15 +33,17 @@ to try again, `purge` cleans up. Callers use the names gathered here.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import translation
 
 from sealbox.lib import clock
-from sealbox.notify import keystore, sealing
+from sealbox.notify import emails, keystore, sealing
 from sealbox.notify.delivery import (
     COUNTER_NAMES,
     ORPHAN_CLAIM_AFTER,
@@ -56,6 +58,7 @@ from sealbox.notify.delivery import (
     message_id,
     undelivered,
 )
+from sealbox.notify.emails import Brand, reply_to_header, via_sealbox
 from sealbox.notify.models import Channel, OutboxMessage
 from sealbox.notify.purge import (
     FINISHED_LIFETIME,
@@ -70,6 +73,7 @@ from sealbox.notify.retries import describe_failure, is_transient, max_attempts,
 from sealbox.notify.tasks import deliver_email
 
 __all__ = [
+    "Brand",
     "COUNTER_NAMES",
     "FINISHED_LIFETIME",
     "ORPHAN_CLAIM_AFTER",
@@ -92,11 +96,13 @@ __all__ = [
     "message_id",
     "purge",
     "queue",
+    "reply_to_header",
     "resume_stalled",
     "retry_delays",
     "send_email",
     "send_templated_email",
     "undelivered",
+    "via_sealbox",
 ]
 
 
@@ -149,16 +155,28 @@ def send_email(
     organisation: Any = None,
     target: Any = None,
     reference: str = "",
+    from_name: str = "",
+    reply_to: str = "",
+    inline: list[dict[str, str]] | None = None,
 ) -> uuid.UUID:
     """Queue one email for the task worker.
 
     Every email is sealed while queued, whatever `sensitive` says (it stays for the
     callers, which mark the emails that carry a link or a code): a subject or a notice
-    is private too, and one path for all emails leaves no way to get it wrong.
+    is private too, and one path for all emails leaves no way to get it wrong. The HTML
+    (which carries the same link as the text) and the inline logo are sealed with it.
+    `from_name` is the From display name (on the configured address), `reply_to` a
+    ready Reply-To mailbox (see `emails.reply_to_header`).
     """
     recipients = [to] if isinstance(to, str) else list(to)
     with transaction.atomic():
-        payload = {"subject": subject, "text": text, "html": html}
+        payload: dict[str, Any] = {"subject": subject, "text": text, "html": html}
+        if from_name:
+            payload["from_name"] = emails.header_safe(from_name)
+        if reply_to:
+            payload["reply_to"] = reply_to
+        if inline and html:
+            payload["inline"] = list(inline)
         outbox_id = queue(
             Channel.EMAIL,
             recipients,
@@ -169,6 +187,12 @@ def send_email(
         )
         deliver_email.enqueue(outbox_id=str(outbox_id))
     return outbox_id
+
+
+def _tidy_text(text: str) -> str:
+    """A plain-text body without the blank lines and trailing spaces template tags leave."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)) + "\n"
 
 
 def send_templated_email(
@@ -183,10 +207,28 @@ def send_templated_email(
     organisation: Any = None,
     target: Any = None,
     reference: str = "",
+    brand: emails.Brand | None = None,
+    from_name: str = "",
+    reply_to: str = "",
+    time_zone: str = "",
 ) -> uuid.UUID:
+    """Render an email in `language` and queue it.
+
+    With a `brand`, the layout (`email/base.html`, `email/base.txt`) shows the
+    organisation's letterhead and its logo goes with the email as an inline part.
+    `time_zone` is the one the email's dates are written in, named beside them (the
+    sender's setting: the recipient reads the time the sender meant).
+    """
+    context = dict(context)
+    context.setdefault("portal", settings.SEALBOX_BASE_URL)
+    context.setdefault("time_zone", time_zone or settings.TIME_ZONE)
+    if brand is not None:
+        context = brand.context() | context
     with translation.override(language):
         subject = " ".join(render_to_string(subject_template, context).split())
-        text = render_to_string(text_template, context)
+        context["email_subject"] = subject
+        context["language_code"] = language
+        text = _tidy_text(render_to_string(text_template, context))
         html = render_to_string(html_template, context) if html_template else ""
     return send_email(
         to,
@@ -197,4 +239,7 @@ def send_templated_email(
         organisation=organisation,
         target=target,
         reference=reference,
+        from_name=from_name,
+        reply_to=reply_to,
+        inline=brand.inline_parts() if brand is not None else None,
     )

@@ -114,7 +114,9 @@ class OrganisationForm(forms.ModelForm):
     logo = forms.FileField(
         label=_("Logo"),
         required=False,
-        help_text=_("PNG or JPEG, at most 500 KB. Shown on recipient pages and emails."),
+        help_text=_(
+            "PNG or JPEG, at most 500 KB. Shown on recipient pages; in emails when at most 48 KB."
+        ),
         widget=forms.FileInput(attrs={"accept": "image/png,image/jpeg"}),
     )
     remove_logo = forms.BooleanField(label=_("Remove the logo"), required=False)
@@ -128,9 +130,22 @@ class OrganisationForm(forms.ModelForm):
             "opening_code_in_separate_email",
             "approved_email_domains",
             "accent_colour",
+            "postal_address",
+            "phone",
             "require_2fa",
         ]
-        labels = {"name": _("Name")}
+        labels = {
+            "name": _("Name"),
+            "postal_address": _("Postal address"),
+            "phone": _("Phone number"),
+        }
+        help_texts = {
+            "postal_address": _("Optional. Printed at the foot of the emails recipients receive."),
+            "phone": _(
+                "Optional. Printed in the emails, so recipients can check with you by phone."
+            ),
+        }
+        widgets = {"postal_address": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

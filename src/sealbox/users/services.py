@@ -39,6 +39,7 @@ from sealbox.audit import services as audit
 from sealbox.audit.actions import Action
 from sealbox.envelopes import services as envelopes
 from sealbox.exchange.models import Message, MessageState
+from sealbox.exchange.notifications import brand as email_brand
 from sealbox.exchange.services import delete_blobs, delete_message
 from sealbox.lib import clock, phones
 from sealbox.notify import services as notify
@@ -207,20 +208,25 @@ def _new_invitation(user: User) -> str:
 
 
 def _send_invitation(user: User, actor: User, secret: str) -> None:
-    # The link sets a password: it is a secret, queued sealed.
+    # The link sets a password: it is a secret, queued sealed. An account email: from
+    # Sealbox itself (no Reply-To), in the organisation's layout.
+    accept_url = settings.SEALBOX_BASE_URL + reverse("users:invitation", kwargs={"token": secret})
     notify.send_templated_email(
         user.email,
         subject_template="users/email/invitation_subject.txt",
         text_template="users/email/invitation.txt",
+        html_template="users/email/invitation.html",
         context={
             "user_name": user.display_name,
             "admin_name": actor.display_name,
             "organisation": user.organisation.name,
-            "accept_url": settings.SEALBOX_BASE_URL
-            + reverse("users:invitation", kwargs={"token": secret}),
+            "accept_url": accept_url,
+            "link": accept_url,
             "hours": int(INVITATION_LIFETIME.total_seconds() // 3600),
         },
         language=user.language,
+        brand=email_brand(user.organisation),
+        time_zone=actor.time_zone,
         sensitive=True,
         # The invitation's fate (email.sent / email.failed) goes to the organisation's
         # log, on the invited user, beside user.invited.
@@ -727,6 +733,8 @@ ORGANISATION_FIELDS = (
     "opening_code_in_separate_email",
     "approved_email_domains",
     "audit_retention_days",
+    "postal_address",
+    "phone",
 )
 
 
