@@ -112,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--operations", type=int, default=100)
     parser.add_argument("--pyinstrument", type=Path)
+    parser.add_argument("--profile-tasks", action="store_true", help="cProfile the tasks")
     args = parser.parse_args()
 
     database = os.environ.get("SEALBOX_DATABASE_URL", "")
@@ -154,6 +155,7 @@ def main() -> None:
     from sealbox.wsgi import application
 
     _, token = create_api_token(None, User.objects.get(email="bench@example.com"), "bench", 7)
+    holds = audit_lock_holds()
     stats: dict = defaultdict(lambda: defaultdict(list))
     sender = in_process_transport(application, stats, token=token)
     recipient = in_process_transport(application, stats)
@@ -175,6 +177,7 @@ def main() -> None:
     for _ in range(5):  # warm-up: imports, templates, first queries
         operation()
     stats.clear()
+    holds.clear()
     profiler = None
     if args.pyinstrument:
         from pyinstrument import Profiler
@@ -201,17 +204,43 @@ def main() -> None:
         f"  per operation: {total_cpu / ops * 1000:.1f} ms CPU in the requests, "
         f"{total_queries / ops:.0f} queries, {wall / ops * 1000:.1f} ms elapsed"
     )
+    p95 = sorted(holds)[int(0.95 * len(holds))]
+    print(
+        f"  audit chain head held after each append until commit: p50 "
+        f"{statistics.median(holds) * 1000:.2f} ms, p95 {p95 * 1000:.2f} ms "
+        f"({len(holds) / ops:.1f} events per operation)"
+    )
     if profiler:
         if args.pyinstrument.suffix == ".html":
             args.pyinstrument.write_text(profiler.output_html())
         else:
             args.pyinstrument.write_text(profiler.output_text(unicode=True, show_all=False))
 
-    run_tasks(ops)
+    run_tasks(ops, args.profile_tasks)
     tmp.cleanup()
 
 
-def run_tasks(ops: int) -> None:
+def audit_lock_holds() -> list[float]:
+    """How long the chain head stays locked after each append (until the commit of the
+    transaction that recorded it): what a concurrent event of the same chain waits."""
+    from django.db import transaction
+
+    from sealbox.audit import services as audit
+
+    holds: list[float] = []
+    original = audit.record
+
+    def record(*args, **kwargs):
+        event = original(*args, **kwargs)
+        locked = time.perf_counter()
+        transaction.on_commit(lambda: holds.append(time.perf_counter() - locked))
+        return event
+
+    audit.record = record
+    return holds
+
+
+def run_tasks(ops: int, profile: bool = False) -> None:
     """The queued tasks, run one by one as django_tasks_db's worker runs them."""
     from django.db import connection
     from django_tasks_db.management.commands.db_worker import Worker
@@ -233,6 +262,10 @@ def run_tasks(ops: int) -> None:
         ).run()
         return task.task_path
 
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile(time.thread_time) if profile else None
     queued = DBTaskResult.objects.ready().count()
     by_task: dict[str, list[float]] = defaultdict(list)
     queries: dict[str, list[int]] = defaultdict(list)
@@ -244,7 +277,7 @@ def run_tasks(ops: int) -> None:
             return execute(sql, params, many, context)
 
         cpu = time.thread_time()
-        with connection.execute_wrapper(counter):
+        with connection.execute_wrapper(counter), profiler or nullcontext():
             name = run_one()
         if name is None:
             break
@@ -258,6 +291,10 @@ def run_tasks(ops: int) -> None:
             f"{statistics.median(queries[name]):.0f} queries"
         )
     print(f"  task CPU per operation: {total / ops * 1000:.1f} ms")
+    if profiler:
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("cumulative").print_stats(45)
+        stats.sort_stats("tottime").print_stats(25)
 
 
 if __name__ == "__main__":
