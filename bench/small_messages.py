@@ -150,14 +150,17 @@ def prepare(env: dict[str, str]) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def start_sealbox(env: dict[str, str], port: int, profile_dir: Path | None) -> list:
+def start_sealbox(
+    env: dict[str, str], port: int, profile_dir: Path | None, log: Path | None = None
+) -> list:
     """`sealbox serve` as the docs say; profiled: the same gunicorn settings, by hand."""
     if profile_dir is None:
+        output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
         server = subprocess.Popen(
             [sealbox_cmd(), "serve", "--port", str(port), "--workers", "2", "--no-migrate"],
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
             start_new_session=True,
         )
         wait_for_port(port)
@@ -385,6 +388,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="best of this many")
     parser.add_argument("--profile", type=Path, help="folder for cProfile output")
     parser.add_argument("--top", type=int, default=60)
+    parser.add_argument("--server-log", type=Path, help="append the server's output here")
     args = parser.parse_args()
 
     database = os.environ.get("SEALBOX_DATABASE_URL", "")
@@ -400,7 +404,7 @@ def main() -> None:
             profile_dir.mkdir(parents=True, exist_ok=True)
             for old in profile_dir.glob("*.prof"):
                 old.unlink()
-        servers = start_sealbox(env, port, profile_dir)
+        servers = start_sealbox(env, port, profile_dir, args.server_log)
         bare = start_bare(folder, bare_port)
         base, bare_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
         results: dict[str, list] = {"sealbox": [], "bare": []}
@@ -424,8 +428,13 @@ def main() -> None:
                     lambda t=timings: sealbox_operation(base, token, t), args.clients, args.seconds
                 )
                 elapsed = time.perf_counter() - start
-                # Let the task worker finish what this round queued before counting it.
-                time.sleep(3)
+                # Let the task worker finish what this round queued before counting it:
+                # until it is back to polling (under a second of CPU in 2 s).
+                for _ in range(60):
+                    polled = cpu_seconds(task_pids)
+                    time.sleep(2)
+                    if cpu_seconds(task_pids) - polled < 0.1:
+                        break
                 web_cpu = cpu_seconds(web_pids) - web_cpu
                 task_cpu = cpu_seconds(task_pids) - task_cpu
                 results["sealbox"].append(

@@ -210,6 +210,8 @@ def main() -> None:
         f"{statistics.median(holds) * 1000:.2f} ms, p95 {p95 * 1000:.2f} ms "
         f"({len(holds) / ops:.1f} events per operation)"
     )
+    for action, values in sorted(holds.by_action.items()):
+        print(f"    {action}: p50 {statistics.median(values) * 1000:.2f} ms")
     if profiler:
         if args.pyinstrument.suffix == ".html":
             args.pyinstrument.write_text(profiler.output_html())
@@ -220,20 +222,35 @@ def main() -> None:
     tmp.cleanup()
 
 
-def audit_lock_holds() -> list[float]:
+class Holds(list):
+    def __init__(self):
+        super().__init__()
+        self.by_action: dict[str, list[float]] = defaultdict(list)
+
+    def clear(self) -> None:
+        super().clear()
+        self.by_action.clear()
+
+
+def audit_lock_holds() -> Holds:
     """How long the chain head stays locked after each append (until the commit of the
     transaction that recorded it): what a concurrent event of the same chain waits."""
     from django.db import transaction
 
     from sealbox.audit import services as audit
 
-    holds: list[float] = []
+    holds = Holds()
     original = audit.record
 
     def record(*args, **kwargs):
         event = original(*args, **kwargs)
         locked = time.perf_counter()
-        transaction.on_commit(lambda: holds.append(time.perf_counter() - locked))
+
+        def committed(action=event.action):
+            holds.append(time.perf_counter() - locked)
+            holds.by_action[action].append(holds[-1])
+
+        transaction.on_commit(committed)
         return event
 
     audit.record = record
