@@ -10,7 +10,8 @@ time. For each kind of request it prints the p50 of its CPU time and the number 
 queries; then it runs the background tasks those operations queued, one by one, the
 way the worker does, and prints their CPU time per task and per operation. Figures are
 CPU time of this thread, so the load of a shared machine changes them little.
-`--pyinstrument FILE` writes an HTML profile of the requests (pip install pyinstrument).
+`--pyinstrument FILE` writes an HTML (or, for another suffix, text) profile of the
+requests; it needs the `bench` extra (pip install 'sealbox[bench]').
 """
 
 from __future__ import annotations
