@@ -8,13 +8,15 @@ downloads it. Prints MB/s for each direction, the ratio to a raw baseline measur
 the same run (the same bytes copied file to file on the same disk; and, for uploads, a
 bare WSGI app in the same gunicorn that only writes the body to disk), and the server's
 memory while the transfers run (resident memory of the web workers, sampled every
-20 ms).
+20 ms). Then `sealbox send` of a file of the same size (the CLI: encryption on this
+machine, upload, finalise) against `cp` of that file, interleaved, best of --cli-rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -90,9 +92,14 @@ class RssSampler(threading.Thread):
         return self.peak
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen:
+def server_env(data_dir: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEALBOX_", "DJANGO_"))}
     env.update(SEALBOX_DATA_DIR=str(data_dir), SEALBOX_BASE_URL=f"http://127.0.0.1:{port}")
+    return env
+
+
+def start_server(data_dir: Path, port: int) -> subprocess.Popen:
+    env = server_env(data_dir, port)
     sealbox = str(Path(sys.executable).with_name("sealbox"))
     subprocess.run(
         [
@@ -209,10 +216,85 @@ def baseline_copy(folder: Path, size: int, buffer: bytes) -> float:
     return size / elapsed / 1e6
 
 
+TOKEN_SCRIPT = """
+from sealbox.accounts.models import User
+from sealbox.accounts.services import create_api_token
+_, secret = create_api_token(None, User.objects.get(email="bench@example.com"), "bench", 7)
+print(secret)
+"""
+
+
+def api_token(data_dir: Path, port: int) -> str:
+    sealbox = str(Path(sys.executable).with_name("sealbox"))
+    out = subprocess.run(
+        [sealbox, "manage", "shell", "-c", TOKEN_SCRIPT],
+        env=server_env(data_dir, port),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by `pids` (live processes)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def cli_send(source: Path, port: int, token: str) -> float:
+    """`sealbox send` of the file (encrypted on this machine, uploaded through the API,
+    links delivery): MB/s of plaintext, from start to the command's exit."""
+    sealbox = str(Path(sys.executable).with_name("sealbox"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALBOX_")}
+    env.update(SEALBOX_API_TOKEN=token, SEALBOX_URL=f"http://127.0.0.1:{port}")
+    start = time.perf_counter()
+    subprocess.run(
+        [sealbox, "send", str(source), "--to", "r@example.org", "--subject", "bench", "--links"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return source.stat().st_size / (time.perf_counter() - start) / 1e6
+
+
+def cp_copy(source: Path) -> float:
+    """`cp` of the same file on the same disk (what the issue compares the upload with)."""
+    target = source.with_name("cp-target")
+    start = time.perf_counter()
+    subprocess.run(["cp", str(source), str(target)], check=True)
+    elapsed = time.perf_counter() - start
+    target.unlink()
+    return source.stat().st_size / elapsed / 1e6
+
+
+def write_source(folder: Path, size: int, buffer: bytes) -> Path:
+    source = folder / "cli-source.bin"
+    with open(source, "wb") as handle:
+        for _ in range(size // len(buffer)):
+            handle.write(buffer)
+    os.sync()
+    return source
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--chunk-mib", type=int, default=16)
+    parser.add_argument(
+        "--cli-rounds", type=int, default=3, help="`sealbox send` and `cp` runs, interleaved"
+    )
     args = parser.parse_args()
     size, chunk = args.size_mib * MIB, args.chunk_mib * MIB
     buffer = os.urandom(chunk)
@@ -281,6 +363,19 @@ def main() -> None:
             assert received == size
             memory = sampler.stop()
             login_peak = memory_mb(workers, "VmHWM")
+            source = write_source(folder, size, buffer)
+            token = api_token(folder / "data", port)
+            cli, cp = [], []
+            cpu = {"cp": [], "client": [], "server": []}
+            for _ in range(args.cli_rounds):
+                before = children_cpu()
+                cp.append(cp_copy(source))
+                cpu["cp"].append(children_cpu() - before)
+                before, server_before = children_cpu(), process_cpu(workers)
+                cli.append(cli_send(source, port, token))
+                cpu["client"].append(children_cpu() - before)
+                cpu["server"].append(process_cpu(workers) - server_before)
+            source.unlink()
         finally:
             os.killpg(server.pid, signal.SIGINT)
             server.wait(timeout=30)
@@ -296,6 +391,21 @@ def main() -> None:
         f"(to the HTTP ceiling: {upload / bare:.2f})"
     )
     print(f"  download: {download:8.1f} MB/s   ratio {download / raw:.2f}")
+    print(
+        f"  cp of a {args.size_mib} MiB file, same disk (best of {args.cli_rounds}): "
+        f"{max(cp):8.1f} MB/s"
+    )
+    print(
+        f"  sealbox send (CLI: encrypt, upload, finalise; best of {args.cli_rounds}): "
+        f"{max(cli):8.1f} MB/s   ratio to cp {max(cli) / max(cp):.2f}"
+    )
+    gib = size / (1 << 30)
+    print(
+        f"  CPU seconds per GiB (least of {args.cli_rounds}): cp {min(cpu['cp']) / gib:.2f}, "
+        f"sealbox send {min(cpu['client']) / gib:.2f} on the client + "
+        f"{min(cpu['server']) / gib:.2f} in the web workers"
+    )
+    print(f"  load average: {os.getloadavg()[0]:.1f} (2 cores)")
     print(
         f"  web worker memory during the transfers: peak {memory:.0f} MB resident "
         f"(before: {idle_memory:.0f} MB; high-water mark including the Argon2 login: "

@@ -21,6 +21,11 @@ def test_embedded_defaults(tmp_path):
     assert cfg.database["NAME"] == str(tmp_path / "sealbox.sqlite3")
     assert "WAL" in cfg.database["OPTIONS"]["init_command"]
     assert "PRAGMA secure_delete=ON" in cfg.database["OPTIONS"]["init_command"]
+    assert "PRAGMA synchronous=NORMAL" in cfg.database["OPTIONS"]["init_command"]
+    assert cfg.database["OPTIONS"]["timeout"] >= 5  # waits for the write lock, not "locked"
+    # Kept between requests (a new connection per request re-runs the PRAGMAs).
+    assert cfg.database["CONN_MAX_AGE"] == 60
+    assert cfg.database["CONN_HEALTH_CHECKS"] is True
     assert cfg.storage["OPTIONS"]["location"] == str(tmp_path / "blobs")
     assert cfg.email["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
     assert cfg.sms_url == "console://"
@@ -72,6 +77,8 @@ def test_postgres_url(tmp_path):
     assert cfg.database["NAME"] == "sealbox"
     assert cfg.database["HOST"] == "127.0.0.1"
     assert cfg.database["PORT"] == 5432
+    assert cfg.database["CONN_MAX_AGE"] == 60
+    assert cfg.database["CONN_HEALTH_CHECKS"] is True
 
 
 def test_s3_storage_url(tmp_path):

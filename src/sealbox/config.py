@@ -119,9 +119,13 @@ def _database(env: dict[str, str], data_dir: Path) -> dict[str, Any]:
         return sqlite_database(Path(config["NAME"]))
     if not config.get("NAME"):
         raise ConfigError("SEALBOX_DATABASE_URL: the database name is missing")
-    config["CONN_MAX_AGE"] = 60
-    config["CONN_HEALTH_CHECKS"] = True
-    return config
+    return config | CONNECTION_LIFETIME
+
+
+# A connection is kept for a minute by the thread that opened it, instead of opened and
+# closed (with its PRAGMAs, or PostgreSQL's authentication) for every request; the
+# health check replaces one the database dropped before it is used.
+CONNECTION_LIFETIME = {"CONN_MAX_AGE": 60, "CONN_HEALTH_CHECKS": True}
 
 
 def sqlite_database(path: Path) -> dict[str, Any]:
@@ -133,6 +137,7 @@ def sqlite_database(path: Path) -> dict[str, Any]:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(path),
+        **CONNECTION_LIFETIME,
         "OPTIONS": {
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,

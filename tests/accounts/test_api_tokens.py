@@ -81,6 +81,20 @@ def test_bearer_token_gets_a_message_and_creates_one_with_the_python_client(user
     assert token.last_used_at == clock()
 
 
+def test_bearer_calls_create_no_session_and_set_no_cookie(user):
+    # A token is the whole authentication of a call: no session row is written for it and
+    # nothing is put in a cookie jar (no session, CSRF or language cookie to carry along).
+    from django.contrib.sessions.models import Session
+
+    _, secret = services.create_api_token(None, user, "CLI", 30)
+    sessions = Session.objects.count()
+    caller = bearer(secret)
+    sent = send_with(DjangoTransport(caller))
+    assert caller.get(f"/api/v1/messages/{sent.id}").status_code == 200
+    assert Session.objects.count() == sessions
+    assert not caller.cookies, dict(caller.cookies)
+
+
 def test_revoked_token_stops_working(user):
     token, secret = services.create_api_token(None, user, "CLI", 30)
     assert bearer(secret).get("/api/v1/users").status_code == 403  # authenticated, not admin

@@ -149,25 +149,31 @@ def record(
     organisation_id = organisation.pk if organisation is not None else None
     chain = chain_name(organisation_id)
 
+    event = Event(
+        chain=chain,
+        organisation_id=organisation_id,
+        actor_type=actor_type or ActorType.SYSTEM,
+        actor_id=actor_id,
+        actor_label=actor_label,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        ip=ip,
+        user_agent=agent,
+        details=details or {},
+    )
     with transaction.atomic():
-        ChainHead.objects.get_or_create(chain=chain)
-        head = ChainHead.objects.select_for_update().get(chain=chain)
-        event = Event(
-            chain=chain,
-            seq=head.seq + 1,
-            organisation_id=organisation_id,
-            created_at=clock.now(),
-            actor_type=actor_type or ActorType.SYSTEM,
-            actor_id=actor_id,
-            actor_label=actor_label,
-            action=action,
-            target_type=target_type,
-            target_id=target_id,
-            ip=ip,
-            user_agent=agent,
-            details=details or {},
-            prev_hash=head.last_hash,
-        )
+        # The chain's head is locked until the caller's transaction ends (on SQLite the
+        # whole database is, from BEGIN IMMEDIATE): one query to lock it, and the head is
+        # only created the first time its chain is used.
+        head = ChainHead.objects.select_for_update().filter(chain=chain).first()
+        if head is None:
+            ChainHead.objects.get_or_create(chain=chain)
+            head = ChainHead.objects.select_for_update().get(chain=chain)
+        # Taken under the lock, so the chain's times never go backwards.
+        event.created_at = clock.now()
+        event.seq = head.seq + 1
+        event.prev_hash = head.last_hash
         event.hash = compute_hash(head.last_hash, event)
         event.save()
         head.seq = event.seq

@@ -1288,8 +1288,12 @@ def unlock(
                 status=410,
                 code="gone",
             )
+        # The grant's row alone: without `of`, PostgreSQL also locks every joined row
+        # (the message, its sender, the organisation), which serialised all the opens of
+        # an organisation and deadlocked with audit appends (an event's foreign key to
+        # the organisation is checked at commit, while the chain head is held).
         grant = (
-            Grant.objects.select_for_update()
+            Grant.objects.select_for_update(of=("self",))
             .select_related("message", "message__sender", "message__organisation")
             .get(pk=grant.pk)
         )
