@@ -153,7 +153,9 @@ def test_disallowed_type_and_size_are_refused_before_upload(member_page, new_con
     expect(submitter.get_by_role("button", name="Remove notes.txt")).to_have_count(0)
     submitter.get_by_label("Files").set_input_files([str(scan)])
     expect(submitter.get_by_role("alert")).to_contain_text(
-        re.compile(r"scan\.pdf \(5\.3 MB\) was not added: this envelope accepts at most 1\sMB in total\.")
+        re.compile(
+            r"scan\.pdf \(5\.3 MB\) was not added: this envelope accepts at most 1\sMB in total\."
+        )
     )
     expect(submitter.get_by_role("button", name="Remove scan.pdf")).to_have_count(0)
     expect(submitter.get_by_label("Your name")).to_have_value("Carla")  # input kept
