@@ -27,7 +27,7 @@ function fakeServer({ loseAnswerAt = -1, failAt = [], size = Infinity } = {}) {
       return json(502, { error: "error", message: "bad gateway" });
     }
     if (offset !== server.stored) return json(409, { error: "offset", message: "out of order" });
-    const bytes = new Uint8Array(init.body);
+    const bytes = new Uint8Array(await init.body.arrayBuffer());
     assert.ok(offset + bytes.length <= size);
     server.chunks.push(bytes.length);
     server.bytes.push(bytes.slice());
@@ -208,7 +208,7 @@ function fakeStore({ loseAnswerOf = 0, refuseOnceWith = 0, refuseOf = 0 } = {}) 
       refuseOnceWith = 0;
       return new Response("<Error><Code>SlowDown</Code></Error>", { status });
     }
-    store.parts.set(number, new Uint8Array(init.body).length);
+    store.parts.set(number, init.body.size);
     if (number === loseAnswerOf) { loseAnswerOf = 0; throw new TypeError("network error"); }
     return new Response("", { status: 200 });
   };

@@ -40,37 +40,43 @@ function wait(attempt, { signal, onWaiting }) {
 
 // --- Ciphertext ranges -----------------------------------------------------------------
 
-/** A function producing any range [start, end) of a blob's ciphertext. */
+/**
+ * A function producing any range [start, end) of a blob's ciphertext, as a Blob: a
+ * Blob body streams to the network from the browser's blob store, where an ArrayBuffer
+ * body crawls (about 5 MB/s against 30+ in Chromium, measured), and the renderer lets
+ * the records go as soon as the Blob is made.
+ */
 export async function producer(source) {
-  if (source.bytes) return async ({ start, end }) => source.bytes.subarray(start, end);
+  if (source.bytes) return async ({ start, end }) => new Blob([source.bytes.subarray(start, end)]);
   const { file, key } = source;
   const sealer = await recordSealer(key);
   const capacity = DEFAULT_RS - RECORD_OVERHEAD;
   return async ({ start, end }) => {
     const plan = recordsFor(file.size, start, end);
-    const out = new Uint8Array(end - start);
-    if (plan.header) out.set(sealer.header.subarray(start, Math.min(HEADER_LENGTH, end)));
-    if (plan.last < plan.first) return out;
+    const parts = [];
+    if (plan.header) parts.push(sealer.header.subarray(start, Math.min(HEADER_LENGTH, end)));
+    if (plan.last < plan.first) return new Blob(parts);
     const plain = new Uint8Array(await file.slice(plan.plainStart, plan.plainEnd).arrayBuffer());
-    const place = (index, sealed) => {
-      const at = recordOffset(index);
-      const from = Math.max(at, start);
-      const to = Math.min(at + sealed.byteLength, end);
-      out.set(new Uint8Array(sealed, from - at, to - from), from - start);
-    };
+    const records = new Array(plan.last - plan.first + 1);
     const running = new Set();
     for (let index = plan.first; index <= plan.last; index++) {
       const begin = (index - plan.first) * capacity;
       const data = plain.subarray(begin, Math.min(plain.length, begin + capacity));
       const job = sealer.seal(index, data, index === plan.records - 1).then((sealed) => {
-        place(index, sealed);
+        // Only the part of the record inside the range (the edges may cut a record).
+        const at = recordOffset(index);
+        const from = Math.max(at, start);
+        const to = Math.min(at + sealed.byteLength, end);
+        records[index - plan.first] = from === at && to === at + sealed.byteLength
+          ? sealed : new Uint8Array(sealed, from - at, to - from);
         running.delete(job);
       });
       running.add(job);
       if (running.size >= RECORDS_IN_FLIGHT) await Promise.race(running);
     }
     await Promise.all(running);
-    return out;
+    parts.push(...records);
+    return new Blob(parts);
   };
 }
 
