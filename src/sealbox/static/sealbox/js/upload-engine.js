@@ -13,8 +13,9 @@ import {
   recordsFor,
 } from "./upload-plan.js";
 
-/** Chunks encrypted ahead of the one being sent (through the app server). */
-const AHEAD = 2;
+/** Chunks encrypted ahead of the one being sent (through the app server): one is enough
+ * to keep the connection busy (the same MB/s as two, measured) and costs 32 MiB less. */
+const AHEAD = 1;
 /** Parts sent at once (straight to the store). */
 const PARTS_IN_FLIGHT = 4;
 /** Records handed to WebCrypto at once while a chunk is encrypted. */
