@@ -185,6 +185,8 @@ CONTENT_SECURITY_POLICY = {
         "style-src": [SELF],
         "img-src": [SELF, "data:"],
         "font-src": [SELF],
+        # The upload worker (static/sealbox/js/upload-worker.js), a module from this origin.
+        "worker-src": [SELF],
         # Direct mode: the pages PUT and GET ciphertext at the store itself.
         "connect-src": [SELF, *(CONFIG.direct_storage.origins if CONFIG.direct_storage else ())],
         "object-src": [NONE],

@@ -143,16 +143,21 @@ def test_disallowed_type_and_size_are_refused_before_upload(member_page, new_con
     submitter = new_context().new_page()
     submitter.goto(link)
     notes, scan = attachments  # notes.txt (small), scan.pdf (5 MB)
-    fill_envelope(submitter, name="Carla", files=[notes])
+    # Each file is refused the moment it is picked, with the envelope's rule named.
+    expect(submitter.get_by_text("asks you to send documents securely")).to_be_visible()
+    submitter.get_by_label("Your name").fill("Carla")
+    submitter.get_by_label("Files").set_input_files([str(notes)])
     expect(submitter.get_by_role("alert")).to_contain_text(
-        "This type of file is not accepted: notes.txt"
+        "notes.txt was not added: this envelope accepts only pdf."
     )
-    submitter.get_by_role("button", name="Remove notes.txt").click()
+    expect(submitter.get_by_role("button", name="Remove notes.txt")).to_have_count(0)
     submitter.get_by_label("Files").set_input_files([str(scan)])
-    submitter.get_by_role("button", name="Send securely").click()
     expect(submitter.get_by_role("alert")).to_contain_text(
-        "The files are larger than this envelope accepts."
+        re.compile(
+            r"scan\.pdf \(5\.3 MB\) was not added: this envelope accepts at most 1\sMB in total\."
+        )
     )
+    expect(submitter.get_by_role("button", name="Remove scan.pdf")).to_have_count(0)
     expect(submitter.get_by_label("Your name")).to_have_value("Carla")  # input kept
     assert not Message.objects.filter(kind=MessageKind.ENVELOPE).exists()  # nothing uploaded
 

@@ -77,6 +77,7 @@ class Action(StrEnum):
     FILE_DOWNLOADED = "file.downloaded"
     MESSAGE_EXPIRED = "message.expired"
     MESSAGE_DELETED = "message.deleted"
+    UPLOAD_CANCELLED = "upload.cancelled"
     REPLY_SENT = "reply.sent"
     REPLY_OPENED = "reply.opened"
     SUBMISSION_OPENED = "submission.opened"
@@ -168,6 +169,7 @@ LABELS: dict[Action, Promise] = {
     Action.FILE_DOWNLOADED: _("File downloaded"),
     Action.MESSAGE_EXPIRED: _("Message expired"),
     Action.MESSAGE_DELETED: _("Deleted"),
+    Action.UPLOAD_CANCELLED: _("Upload cancelled before sending"),
     Action.REPLY_SENT: _("Reply sent"),
     Action.REPLY_OPENED: _("Reply opened"),
     Action.SUBMISSION_OPENED: _("Submission opened"),

@@ -382,7 +382,8 @@ def finalise_message(request: HttpRequest, message_id: uuid.UUID, payload: Final
 
 @router.delete("/messages/{message_id}", response={204: None, **ERRORS})
 def delete_message(request: HttpRequest, message_id: uuid.UUID):
-    """Revoke every grant and delete the ciphertext now."""
+    """Revoke every grant and delete the ciphertext now; a draft (a cancelled upload) is
+    removed."""
     message = services.message_for_sender(request.auth, message_id)
     services.delete_message(request.auth, message, request=request)
     return Status(204, None)
@@ -537,6 +538,20 @@ def sealed_upload_chunk(
     blob = services.sealed_draft_blob(upload_token_of(request), message_id, blob_id)
     blob = services.store_chunk(blob, offset, request_length(request), request)
     return {"stored": blob.stored, "size": blob.size}
+
+
+@router.delete(
+    "/uploads/{message_id}",
+    auth=public_csrf,
+    response={204: None, **ERRORS},
+    tags=["uploads"],
+)
+def cancel_sealed_upload(request: HttpRequest, message_id: uuid.UUID):
+    """Cancel a sealed draft being uploaded (Cancel on the page): it is deleted with its
+    ciphertext. Needs X-Upload-Token."""
+    message = services.sealed_draft(upload_token_of(request), message_id)
+    services.cancel_draft(message, request=request)
+    return Status(204, None)
 
 
 @router.post(

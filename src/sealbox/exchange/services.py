@@ -1538,7 +1538,12 @@ def finalise_reply(
 
 
 def delete_message(user: User, message: Message, *, request: HttpRequest | None = None) -> None:
-    """Revoke every grant at once and delete the ciphertext (sender or administrator)."""
+    """Revoke every grant at once and delete the ciphertext (sender or administrator).
+    A draft (its upload cancelled) is removed instead: it was never sent, so nothing of
+    it stays to show in History."""
+    if message.state == MessageState.DRAFT:
+        cancel_draft(message, actor=user, request=request)
+        return
     now = clock.now()
     with transaction.atomic():
         # The claim: of parallel deletions (a double click, two administrators) one
@@ -1693,10 +1698,37 @@ def abandoned_drafts(now: datetime) -> QuerySet[Message]:
     )
 
 
-def remove_draft(message: Message, *, condition: Q | None = None) -> bool:
+def cancel_draft(
+    message: Message, *, actor: User | None = None, request: HttpRequest | None = None
+) -> None:
+    """The person uploading a draft cancelled it (the sender, or a submitter or replier by
+    their upload token): the draft goes, its ciphertext with it, and the cancellation is
+    recorded. A draft sent meanwhile is left alone (409)."""
+
+    def record(draft: Message) -> None:
+        audit.record(
+            Action.UPLOAD_CANCELLED,
+            actor=actor,
+            target=draft,
+            request=request,
+            organisation=draft.organisation,
+            details={"reference": draft.reference, "kind": draft.kind},
+        )
+
+    if not remove_draft(message, record=record):
+        raise ExchangeError(_("This message is already sent."), status=409, code="sent")
+
+
+def remove_draft(
+    message: Message,
+    *,
+    condition: Q | None = None,
+    record: Callable[[Message], None] | None = None,
+) -> bool:
     """Delete a draft that was never sent, rows first: an upload still running then finds
     no blob to record its chunk in and deletes its own object. `condition` is checked
-    again under the lock (a chunk may have arrived since the draft was picked)."""
+    again under the lock (a chunk may have arrived since the draft was picked); `record`
+    writes the audit event, in the same transaction, when there is one to write."""
     with transaction.atomic():
         draft = (
             Message.objects.select_for_update()
@@ -1705,6 +1737,8 @@ def remove_draft(message: Message, *, condition: Q | None = None) -> bool:
         )
         if draft is None:
             return False  # sent (or removed) meanwhile
+        if record:
+            record(draft)
         names = list(
             BlobChunk.objects.filter(blob__message=draft).values_list("storage_name", flat=True)
         )

@@ -459,3 +459,33 @@ export function decryptStream(ikm) {
     },
   });
 }
+
+/**
+ * Records sealed one by one, in any order, for uploads that produce a payload's ranges
+ * independently (several at once, or again after a failure). The payload is the one
+ * `encrypt` makes for the same plaintext, salt and rs (empty key id, no padding).
+ * Returns {header, seal(index, data, last)}: seal resolves to the record's ciphertext;
+ * `data` is the record's plaintext (rs - 17 bytes but for the last record), copied
+ * with its delimiter before seal returns, so its buffer can be reused at once.
+ */
+export async function recordSealer(ikm, { rs = DEFAULT_RS, salt = undefined } = {}) {
+  const sealer = new Sealer(ikm, { rs, salt });
+  await sealer.init();
+  const capacity = rs - RECORD_OVERHEAD;
+  const plain = new Uint8Array(capacity + 1);
+  const { key, nonce, header } = sealer;
+  return {
+    header,
+    seal(index, data, last) {
+      if (data.length > capacity || (!last && data.length !== capacity)) {
+        throw new CryptoError(`record ${index} must hold ${capacity} bytes`);
+      }
+      plain.set(data);
+      plain[data.length] = last ? LAST_DELIMITER : DELIMITER;
+      // WebCrypto copies its input when called: `plain` is free again on return.
+      return subtle().encrypt(
+        { name: "AES-GCM", iv: recordNonce(nonce, index) }, key, plain.subarray(0, data.length + 1),
+      );
+    },
+  };
+}

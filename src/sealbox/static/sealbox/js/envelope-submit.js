@@ -2,7 +2,9 @@
 // then encrypts their message and files on this device for the envelope's owner.
 import { apiFetch, ApiError, manifestPlaintext, manifestTooLong } from "./transfer.js";
 import { fileProblems, sealForOwner } from "./envelope-upload.js";
-import { pickFiles } from "./filelist.js";
+import { fillIn, pickFiles, sizeRefusal } from "./filelist.js";
+import { extensionOf } from "./upload-plan.js";
+import { UploadCancelled } from "./upload.js";
 
 const root = document.getElementById("envelope");
 const strings = document.getElementById("envelope-strings").dataset;
@@ -19,8 +21,21 @@ const rules = {
 };
 let submitToken = null;
 let busy = false;
+let upload = null;
+// The envelope's rules, from the server: a file of a type it refuses, or that would pass
+// its limit, is refused the moment it is picked, with the rule named.
+const refuse = (file, picked) => {
+  if (rules.extensions.length && !rules.extensions.includes(extensionOf(file.name))) {
+    return fillIn(strings.refusedType, { name: file.name, types: rules.extensions.join(", ") });
+  }
+  return sizeRefusal(file, picked, rules.maxTotal, {
+    none: strings.noFiles, tooLarge: strings.refusedTooLarge, limit: strings.limitText,
+  });
+};
 const files = fileInput
   ? pickFiles({
+    refuse,
+    onRefused: (messages) => showErrors(messages),
     input: fileInput,
     list: fileList,
     template: document.getElementById("envelope-file-row"),
@@ -128,15 +143,19 @@ submitForm.addEventListener("submit", async (event) => {
   showErrors([]);
   busy = true;
   const button = submitForm.querySelector("button[type=submit]");
+  const cancel = document.getElementById("submit-cancel");
   button.disabled = true;
+  cancel.hidden = false;
   const status = document.getElementById("submit-status");
   status.textContent = strings.encrypting;
   try {
-    await sealForOwner({
+    upload = sealForOwner({
       body: submitForm.elements.message.value,
       files,
       baseUrl: root.dataset.baseUrl,
       csrf,
+      onWaiting: (delay) => { status.textContent = strings.retrying.replace("{seconds}", Math.ceil(delay / 1000)); },
+      onFinalising: () => { cancel.hidden = true; },
       create: (sealed) => apiFetch(root.dataset.createUrl, {
         method: "POST",
         csrf,
@@ -149,12 +168,23 @@ submitForm.addEventListener("submit", async (event) => {
       }),
       finaliseUrl: (id) => `/api/v1/envelope-submissions/${id}/finalise`,
     });
+    await upload.finished;
     window.location.assign(root.dataset.sentUrl);
   } catch (error) {
-    status.textContent = "";
-    showErrors([`${strings.failed} ${message(error)}`]);
     files.forEach((f) => { f.progress.value = 0; });
+    if (error instanceof UploadCancelled) {
+      status.textContent = strings.cancelled;
+    } else {
+      status.textContent = "";
+      showErrors([`${strings.failed} ${message(error)}`]);
+    }
     busy = false;
+    upload = null;
     button.disabled = false;
+    cancel.hidden = true;
   }
+});
+
+document.getElementById("submit-cancel").addEventListener("click", () => {
+  if (upload?.cancel()) document.getElementById("submit-status").textContent = strings.cancelling;
 });

@@ -2,17 +2,14 @@
 // This device makes a fresh content key, encrypts the manifest and the files with it, and
 // creates one grant for the owner (the envelope's owner, or the original sender). The
 // owner's link goes to the server only so it can email it; the owner opens it logged in.
-import { encrypt, encryptStream, encryptedSize } from "./ece.js";
-import { createGrant, newContentKey } from "./grants.js";
+import { createGrant } from "./grants.js";
 import { buildLink, newGrantToken } from "./links.js";
 import { toBase64url } from "./b64.js";
-import { apiFetch, bytesStream, manifestPlaintext, uploadStream } from "./transfer.js";
+import { apiFetch } from "./transfer.js";
+import { uploadDraft } from "./upload.js";
+import { extensionOf } from "./upload-plan.js";
 
-/** The extension of a file name, lowercased, without the dot ("" when there is none). */
-export function extensionOf(name) {
-  const dot = name.lastIndexOf(".");
-  return dot > 0 ? name.slice(dot + 1).toLowerCase() : "";
-}
+export { extensionOf };
 
 /**
  * Check files against a page's rules before anything is uploaded.
@@ -33,56 +30,50 @@ export function fileProblems(files, rules) {
   return problems;
 }
 
-function blobUpload(id, blob, uploadToken, csrf, progress, total) {
-  return {
-    blobUrl: `/api/v1/uploads/${id}/blobs/${blob.id}`,
-    stateUrl: `/api/v1/uploads/${id}`,
-    blobId: blob.id,
-    headers: { "X-Upload-Token": uploadToken },
-    csrf,
-    onProgress: progress ? (stored) => { progress.value = Math.round((stored / total) * 100); } : null,
-    plan: blob.upload,
-  };
-}
-
 /**
- * Encrypt `body` and `files` for the owner and upload them.
+ * Encrypt `body` and `files` for the owner and upload them (see uploadDraft).
  * create(payload) posts {grant, blobs} (plus the page's own fields) and resolves to the
  * created draft {id, blobs, upload_token}; finaliseUrl(id) is where to finalise.
+ * Returns uploadDraft's {finished, cancel}; Cancel deletes the draft by its upload token.
  */
-export async function sealForOwner({ body, files, baseUrl, create, finaliseUrl, csrf }) {
-  const contentKey = newContentKey();
-  const manifestBytes = await encrypt(manifestPlaintext(body, files), contentKey);
+export function sealForOwner({ body, files, baseUrl, create, finaliseUrl, csrf, onWaiting, onFinalising }) {
   const token = newGrantToken();
-  const grant = await createGrant(contentKey, token);
-  const created = await create({
-    grant: {
-      grant_token: token,
-      server_secret: toBase64url(grant.serverSecret),
-      wrapped_key: toBase64url(grant.wrappedKey),
-    },
-    blobs: [
-      { kind: "manifest", size: manifestBytes.length },
-      ...files.map((f) => ({ kind: "file", size: encryptedSize(f.file.size), file_ref: f.ref, extension: extensionOf(f.file.name) })),
-    ],
-    // Straight to the object store when the server allows it (S3); else through it.
-    upload_mode: "direct",
-  });
-  const uploadToken = created.upload_token;
-  const manifestBlob = created.blobs.find((b) => b.kind === "manifest");
-  await uploadStream(bytesStream(manifestBytes), blobUpload(created.id, manifestBlob, uploadToken, csrf));
-  for (const entry of files) {
-    const blob = created.blobs.find((b) => b.file_ref === entry.ref);
-    const stream = entry.file.stream().pipeThrough(encryptStream(contentKey));
-    await uploadStream(stream, blobUpload(created.id, blob, uploadToken, csrf, entry.progress,
-      encryptedSize(entry.file.size)));
-    if (entry.progress) entry.progress.value = 100;
-  }
-  await apiFetch(finaliseUrl(created.id), {
-    method: "POST",
+  let grant;
+  const withToken = (created) => ({ "X-Upload-Token": created.upload_token });
+  return uploadDraft({
+    body,
+    files,
     csrf,
-    headers: { "X-Upload-Token": uploadToken },
-    json: { links: [{ grant_token: token, link: buildLink(baseUrl, token, grant.linkSecret) }] },
+    extensions: true,
+    onWaiting,
+    onFinalising,
+    create: async ({ contentKey, blobs }) => {
+      grant = await createGrant(contentKey, token);
+      return create({
+        grant: {
+          grant_token: token,
+          server_secret: toBase64url(grant.serverSecret),
+          wrapped_key: toBase64url(grant.wrappedKey),
+        },
+        blobs,
+        // Straight to the object store when the server allows it (S3); else through it.
+        upload_mode: "direct",
+      });
+    },
+    paths: (created) => ({
+      blobUrl: (blobId) => `/api/v1/uploads/${created.id}/blobs/${blobId}`,
+      stateUrl: `/api/v1/uploads/${created.id}`,
+      headers: withToken(created),
+    }),
+    finalise: async (created) => {
+      await apiFetch(finaliseUrl(created.id), {
+        method: "POST",
+        csrf,
+        headers: withToken(created),
+        json: { links: [{ grant_token: token, link: buildLink(baseUrl, token, grant.linkSecret) }] },
+      });
+      return created;
+    },
+    discard: (created) => apiFetch(`/api/v1/uploads/${created.id}`, { method: "DELETE", csrf, headers: withToken(created) }),
   });
-  return created;
 }

@@ -2,6 +2,7 @@
 // it, files) is encrypted on this device for the original sender, who opens it logged in.
 import { apiFetch, ApiError, manifestPlaintext, manifestTooLong } from "./transfer.js";
 import { sealForOwner } from "./envelope-upload.js";
+import { UploadCancelled } from "./upload.js";
 import { pickFiles } from "./filelist.js";
 
 export function showReplyForm(reply, root, csrf) {
@@ -10,6 +11,10 @@ export function showReplyForm(reply, root, csrf) {
   const errors = document.getElementById("open-errors");
   const status = document.getElementById("reply-status");
   let busy = false;
+  let upload = null;
+  document.getElementById("reply-cancel").addEventListener("click", () => {
+    if (upload?.cancel()) status.textContent = strings.cancelling;
+  });
   const files = pickFiles({
     input: document.getElementById("reply-files"),
     list: document.getElementById("reply-file-list"),
@@ -43,29 +48,41 @@ export function showReplyForm(reply, root, csrf) {
     showError("");
     busy = true;
     const button = form.querySelector("button[type=submit]");
+    const cancel = document.getElementById("reply-cancel");
     button.disabled = true;
+    cancel.hidden = false;
     status.textContent = strings.encrypting;
     try {
-      await sealForOwner({
+      upload = sealForOwner({
         body,
         files,
         baseUrl: root.dataset.baseUrl,
         csrf,
+        onWaiting: (delay) => { status.textContent = strings.retrying.replace("{seconds}", Math.ceil(delay / 1000)); },
+        onFinalising: () => { cancel.hidden = true; },
         create: (sealed) => apiFetch("/api/v1/replies", {
           method: "POST", csrf, json: { authorisation: reply.authorisation, ...sealed },
         }),
         finaliseUrl: (id) => `/api/v1/replies/${id}/finalise`,
       });
+      await upload.finished;
       form.hidden = true;
       document.getElementById("reply-sent").hidden = false;
       document.getElementById("reply-sent-heading").focus();
+      status.textContent = "";
     } catch (error) {
-      showError(`${strings.failed} ${error instanceof ApiError ? error.message : strings.network}`);
       files.forEach((f) => { f.progress.value = 0; });
+      if (error instanceof UploadCancelled) {
+        status.textContent = strings.cancelled;
+      } else {
+        status.textContent = "";
+        showError(`${strings.failed} ${error instanceof ApiError ? error.message : strings.network}`);
+      }
     } finally {
       busy = false;
+      upload = null;
       button.disabled = false;
-      status.textContent = "";
+      cancel.hidden = true;
     }
   });
 }

@@ -1,12 +1,12 @@
 // The send page: encrypts the message and its files on this device, then uploads the
 // ciphertext through the API. The server never sees the body, file names, contents or
 // (with "Create links") the link secrets.
-import { encrypt, encryptStream, encryptedSize } from "./ece.js";
-import { createGrant, newContentKey } from "./grants.js";
+import { createGrant } from "./grants.js";
 import { buildLink, newGrantToken } from "./links.js";
 import { toBase64url } from "./b64.js";
-import { pickFiles } from "./filelist.js";
-import { apiFetch, ApiError, bytesStream, manifestPlaintext, manifestTooLong, uploadStream } from "./transfer.js";
+import { pickFiles, sizeRefusal } from "./filelist.js";
+import { apiFetch, ApiError, manifestPlaintext, manifestTooLong } from "./transfer.js";
+import { uploadDraft, UploadCancelled } from "./upload.js";
 
 const form = document.getElementById("send-form");
 const strings = document.getElementById("send-strings").dataset;
@@ -15,7 +15,15 @@ const recipients = document.getElementById("recipients");
 const fileInput = document.getElementById("files");
 let delivery = "email";
 let busy = false;
+let upload = null;
+// The plan's limit, from the server ("" = none): a file that would pass it is refused
+// the moment it is picked, with the limit named.
+const sendLimit = form.dataset.maxSendBytes === "" ? null : Number(form.dataset.maxSendBytes);
 const files = pickFiles({
+  refuse: (file, picked) => sizeRefusal(file, picked, sendLimit, {
+    none: strings.noAttachments, tooLarge: strings.refusedTooLarge, limit: strings.limitText,
+  }),
+  onRefused: (messages) => showErrors(messages),
   input: fileInput,
   list: document.getElementById("file-list"),
   template: document.getElementById("file-row-template"),
@@ -106,6 +114,7 @@ function validate(list) {
 }
 
 function showErrors(messages) {
+  if (messages.length) showNotice("");
   errors.replaceChildren(...messages.map((text) => {
     const p = document.createElement("p");
     p.textContent = text;
@@ -119,26 +128,6 @@ function showErrors(messages) {
 
 const csrf = () => form.elements.csrfmiddlewaretoken.value;
 
-function blobUpload(messageId, blob, onProgress) {
-  return {
-    blobUrl: `/api/v1/messages/${messageId}/blobs/${blob.id}`,
-    stateUrl: `/api/v1/messages/${messageId}`,
-    blobId: blob.id,
-    csrf: csrf(),
-    onProgress,
-    plan: blob.upload,
-  };
-}
-
-async function uploadFile(messageId, blob, entry, contentKey) {
-  const total = encryptedSize(entry.file.size);
-  const encrypted = entry.file.stream().pipeThrough(encryptStream(contentKey));
-  await uploadStream(encrypted, blobUpload(messageId, blob, (stored) => {
-    entry.progress.value = Math.round((stored / total) * 100);
-  }));
-  entry.progress.value = 100;
-}
-
 async function send() {
   const list = readRecipients();
   const problems = validate(list);
@@ -151,71 +140,98 @@ async function send() {
   busy = true;
   form.querySelectorAll("button[type=submit]").forEach((b) => { b.disabled = true; });
   const status = document.getElementById("send-status");
+  const cancel = document.getElementById("send-cancel");
   document.getElementById("send-progress").hidden = false;
+  cancel.hidden = false;
   status.textContent = strings.encrypting;
+  const grants = [];
+  const links = [];
   try {
-    const contentKey = newContentKey();
-    const manifestBytes = await encrypt(manifestPlaintext(form.elements.body.value, files), contentKey);
-    const grants = [];
-    const everyone = form.elements.keep_copy.checked
-      ? [...list, { email: form.dataset.senderEmail, phone: "", verification: "account", password: "", copy: true }]
-      : list;
-    for (const r of everyone) {
-      const token = newGrantToken();
-      const grant = await createGrant(contentKey, token, { password: r.verification === "password" ? r.password : null });
-      grants.push({ r, token, grant });
-    }
-    const payload = {
-      subject: form.elements.subject.value.trim(),
-      expires_at: expiryDate().toISOString(),
-      max_opens: Number(form.elements.max_opens.value || 1),
-      notify_on_open: form.elements.notify_on_open.checked,
-      show_subject: form.elements.show_subject.checked,
-      keep_copy: form.elements.keep_copy.checked,
-      language: form.elements.language.value,
-      reply_mode: form.elements.reply_mode.value,
-      delivery,
-      recipients: grants.map(({ r, token, grant }) => ({
-        email: r.email,
-        phone: r.phone,
-        verification: r.verification,
-        grant_token: token,
-        server_secret: toBase64url(grant.serverSecret),
-        wrapped_key: toBase64url(grant.wrappedKey),
-        password_verifier: grant.passwordVerifier ? toBase64url(grant.passwordVerifier) : null,
-      })),
-      blobs: [
-        { kind: "manifest", size: manifestBytes.length },
-        ...files.map((f) => ({ kind: "file", size: encryptedSize(f.file.size), file_ref: f.ref })),
-      ],
-      // Straight to the object store when the server allows it (S3); else through it.
-      upload_mode: "direct",
-    };
-    const created = await apiFetch(form.dataset.api, { method: "POST", json: payload, csrf: csrf() });
-    const manifestBlob = created.blobs.find((b) => b.kind === "manifest");
-    await uploadStream(bytesStream(manifestBytes), blobUpload(created.id, manifestBlob));
-    for (const entry of files) {
-      const blob = created.blobs.find((b) => b.file_ref === entry.ref);
-      await uploadFile(created.id, blob, entry, contentKey);
-    }
-    status.textContent = strings.finishing;
-    const links = grants.map(({ token, grant }) => ({
-      grant_token: token,
-      link: buildLink(form.dataset.baseUrl, token, grant.linkSecret),
-    }));
-    await apiFetch(`/api/v1/messages/${created.id}/finalise`, {
-      method: "POST", csrf: csrf(), json: { links: delivery === "email" ? links : null },
+    upload = uploadDraft({
+      body: form.elements.body.value,
+      files,
+      csrf: csrf(),
+      onWaiting: (delay) => { status.textContent = strings.retrying.replace("{seconds}", Math.ceil(delay / 1000)); },
+      onProgress: () => { status.textContent = strings.encrypting; },
+      onFinalising: () => { cancel.hidden = true; status.textContent = strings.finishing; },
+      create: async ({ contentKey, blobs }) => {
+        const everyone = form.elements.keep_copy.checked
+          ? [...list, { email: form.dataset.senderEmail, phone: "", verification: "account", password: "", copy: true }]
+          : list;
+        for (const r of everyone) {
+          const token = newGrantToken();
+          const grant = await createGrant(contentKey, token, { password: r.verification === "password" ? r.password : null });
+          grants.push({ r, token, grant });
+        }
+        return apiFetch(form.dataset.api, { method: "POST", csrf: csrf(), json: {
+          subject: form.elements.subject.value.trim(),
+          expires_at: expiryDate().toISOString(),
+          max_opens: Number(form.elements.max_opens.value || 1),
+          notify_on_open: form.elements.notify_on_open.checked,
+          show_subject: form.elements.show_subject.checked,
+          keep_copy: form.elements.keep_copy.checked,
+          language: form.elements.language.value,
+          reply_mode: form.elements.reply_mode.value,
+          delivery,
+          recipients: grants.map(({ r, token, grant }) => ({
+            email: r.email,
+            phone: r.phone,
+            verification: r.verification,
+            grant_token: token,
+            server_secret: toBase64url(grant.serverSecret),
+            wrapped_key: toBase64url(grant.wrappedKey),
+            password_verifier: grant.passwordVerifier ? toBase64url(grant.passwordVerifier) : null,
+          })),
+          blobs,
+          // Straight to the object store when the server allows it (S3); else through it.
+          upload_mode: "direct",
+        } });
+      },
+      paths: (created) => ({
+        blobUrl: (blobId) => `/api/v1/messages/${created.id}/blobs/${blobId}`,
+        stateUrl: `/api/v1/messages/${created.id}`,
+      }),
+      finalise: async (created) => {
+        links.push(...grants.map(({ token, grant }) => ({
+          grant_token: token,
+          link: buildLink(form.dataset.baseUrl, token, grant.linkSecret),
+        })));
+        await apiFetch(`/api/v1/messages/${created.id}/finalise`, {
+          method: "POST", csrf: csrf(), json: { links: delivery === "email" ? links : null },
+        });
+        return created;
+      },
+      // A cancelled draft is deleted: nothing of it stays, in History or in storage.
+      discard: (created) => apiFetch(`/api/v1/messages/${created.id}`, { method: "DELETE", csrf: csrf() }),
     });
+    const created = await upload.finished;
     done(created, grants, links);
   } catch (error) {
-    const text = error instanceof ApiError ? error.message : strings.network;
-    showErrors([`${strings.failed} ${text}`]);
     document.getElementById("send-progress").hidden = true;
     files.forEach((f) => { f.progress.value = 0; });
+    if (error instanceof UploadCancelled) {
+      showNotice(strings.cancelled);
+    } else {
+      const text = error instanceof ApiError ? error.message : strings.network;
+      showErrors([`${strings.failed} ${text}`]);
+    }
   } finally {
     busy = false;
+    upload = null;
+    cancel.hidden = true;
     form.querySelectorAll("button[type=submit]").forEach((b) => { b.disabled = false; });
   }
+}
+
+document.getElementById("send-cancel").addEventListener("click", () => {
+  if (upload?.cancel()) document.getElementById("send-status").textContent = strings.cancelling;
+});
+
+function showNotice(text) {
+  const notice = document.getElementById("send-notice");
+  notice.textContent = text;
+  notice.hidden = !text;
+  if (text) notice.focus();
 }
 
 function done(created, grants, links) {
