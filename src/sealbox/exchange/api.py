@@ -11,7 +11,7 @@ from ninja import Field, Router, Schema, Status
 from sealbox.crypto import CryptoError
 from sealbox.crypto._b64 import b64url_decode, b64url_encode
 from sealbox.csrf import public_csrf
-from sealbox.exchange import codes, services
+from sealbox.exchange import codes, services, storage
 from sealbox.exchange.models import Blob, BlobKind, Delivery, Grant, ReplyMode, Verification
 from sealbox.exchange.services import ExchangeError
 from sealbox.lib.errors import SealboxError
@@ -490,7 +490,7 @@ def download(request: HttpRequest, authorisation: str, direct: bool = True):
         response["Cache-Control"] = "no-store"
         return response
     # Read first: a store that does not answer is a 503, and no download is recorded.
-    content = services.storage.read_chunks(services.blob_chunk_names(blob))
+    content = storage.read_chunks(services.blob_chunk_names(blob))
     services.record_download(grant, blob, request)
     response = StreamingHttpResponse(content, content_type="application/octet-stream")
     response["Content-Length"] = str(blob.size)
