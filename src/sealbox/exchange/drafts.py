@@ -15,7 +15,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
-from sealbox.accounts.models import MAX_OPENS, User
+from sealbox.accounts.models import MAX_OPENS, Organisation, User
 from sealbox.audit import services as audit
 from sealbox.audit.actions import Action
 from sealbox.exchange import storage
@@ -89,8 +89,49 @@ def create_message(
 ) -> CreatedMessage:
     """Record a draft message with its grants and empty blobs, ready for upload."""
     organisation = sender.organisation
-    now = clock.now()
     spec = replace(spec, expires_at=clock.aware(spec.expires_at))
+    subject = _check_message_spec(organisation, spec)
+    recipients = _checked_recipients(sender, spec)
+    attachment_bytes = validate_blobs(organisation, spec.blobs)
+    check_monthly_quota(organisation)
+
+    # Before the transaction: the store's answers are not waited for under its locks.
+    uploads = start_direct_uploads(spec.blobs) if spec.direct else None
+    with aborting_on_failure(uploads), transaction.atomic():
+        message = _insert_draft(
+            sender,
+            spec.blobs,
+            attachment_bytes,
+            uploads=uploads,
+            subject=subject,
+            expires_at=spec.expires_at,
+            max_opens=spec.max_opens,
+            notify_on_open=spec.notify_on_open,
+            show_subject=spec.show_subject,
+            keep_copy=spec.keep_copy,
+            language=spec.language,
+            reply_mode=spec.reply_mode,
+            delivery=spec.delivery,
+        )
+        opening_codes = _insert_grants(sender, message, spec, recipients)
+        audit.record(
+            Action.MESSAGE_CREATED,
+            actor=sender,
+            target=message,
+            request=request,
+            details={
+                "reference": message.reference,
+                "recipients": len(spec.recipients),
+                "files": message.file_count,
+            },
+        )
+    return CreatedMessage(message, opening_codes)
+
+
+def _check_message_spec(organisation: Organisation, spec: MessageSpec) -> str:
+    """Check the message's own fields (its recipients' number among them); return the
+    subject to keep."""
+    now = clock.now()
     subject = spec.subject.strip()
     if not subject:
         raise ExchangeError(_("Write a subject."), field="subject")
@@ -112,6 +153,12 @@ def create_message(
         raise ExchangeError(_("Choose a reply option."), field="reply_mode")
     if spec.delivery not in Delivery.values:
         raise ExchangeError(_("Choose Send or Create links."), field="delivery")
+    return subject
+
+
+def _checked_recipients(sender: User, spec: MessageSpec) -> list[RecipientSpec]:
+    """Check each recipient, the sender's own copy and the link tokens; return the
+    recipients with their phones in E.164."""
     recipients = []
     for index, recipient in enumerate(spec.recipients):
         _validate_recipient(recipient, index)
@@ -124,65 +171,38 @@ def create_message(
     tokens = [r.grant_token for r in spec.recipients]
     if len(set(tokens)) != len(tokens) or Grant.objects.filter(token__in=tokens).exists():
         raise ExchangeError(_("A recipient's link token is already used."), status=409)
-    attachment_bytes = validate_blobs(organisation, spec.blobs)
-    check_monthly_quota(organisation)
+    return recipients
 
+
+def _insert_grants(
+    sender: User, message: Message, spec: MessageSpec, recipients: list[RecipientSpec]
+) -> dict[str, str]:
+    """One grant per recipient (inside the caller's transaction); return the opening
+    codes the sender delivers themselves (Create links), by grant token."""
     opening_codes: dict[str, str] = {}
-    # Before the transaction: the store's answers are not waited for under its locks.
-    uploads = start_direct_uploads(spec.blobs) if spec.direct else None
-    with aborting_on_failure(uploads), transaction.atomic():
-        message = _insert_draft(
-            sender,
-            spec.blobs,
-            attachment_bytes,
-            uploads=uploads,
-            subject=subject,
+    for recipient in recipients:
+        own_copy = recipient.verification == Verification.ACCOUNT
+        grant = Grant(
+            token=recipient.grant_token,
+            message=message,
+            email=sender.email if own_copy else recipient.email.strip().lower(),
+            phone=recipient.phone,
+            verification=recipient.verification,
+            user=sender if own_copy else None,
+            server_secret=recipient.server_secret,
+            wrapped_key=recipient.wrapped_key,
+            max_opens=MAX_OPENS if own_copy else spec.max_opens,
             expires_at=spec.expires_at,
-            max_opens=spec.max_opens,
-            notify_on_open=spec.notify_on_open,
-            show_subject=spec.show_subject,
-            keep_copy=spec.keep_copy,
-            language=spec.language,
-            reply_mode=spec.reply_mode,
-            delivery=spec.delivery,
         )
-        for recipient in recipients:
-            own_copy = recipient.verification == Verification.ACCOUNT
-            grant = Grant(
-                token=recipient.grant_token,
-                message=message,
-                email=sender.email if own_copy else recipient.email.strip().lower(),
-                phone=recipient.phone,
-                verification=recipient.verification,
-                user=sender if own_copy else None,
-                server_secret=recipient.server_secret,
-                wrapped_key=recipient.wrapped_key,
-                max_opens=MAX_OPENS if own_copy else spec.max_opens,
-                expires_at=spec.expires_at,
+        if recipient.verification == Verification.PASSWORD:
+            grant.password_verifier_hash = proof_hash(
+                grant.token, "password", recipient.password_verifier
             )
-            if recipient.verification == Verification.PASSWORD:
-                grant.password_verifier_hash = proof_hash(
-                    grant.token, "password", recipient.password_verifier
-                )
-            if (
-                recipient.verification == Verification.OPENING_CODE
-                and spec.delivery == Delivery.LINKS
-            ):
-                # The sender delivers the link and this code; shown to them once.
-                opening_codes[grant.token] = set_opening_code(grant)
-            grant.save()
-        audit.record(
-            Action.MESSAGE_CREATED,
-            actor=sender,
-            target=message,
-            request=request,
-            details={
-                "reference": message.reference,
-                "recipients": len(spec.recipients),
-                "files": message.file_count,
-            },
-        )
-    return CreatedMessage(message, opening_codes)
+        if recipient.verification == Verification.OPENING_CODE and spec.delivery == Delivery.LINKS:
+            # The sender delivers the link and this code; shown to them once.
+            opening_codes[grant.token] = set_opening_code(grant)
+        grant.save()
+    return opening_codes
 
 
 def _insert_draft(
