@@ -19,6 +19,7 @@ from sealbox.client import messages as client
 from sealbox.client.http import HttpTransport
 from sealbox.envelopes.models import Envelope, EnvelopeState, Submission
 from sealbox.exchange import services as exchange
+from sealbox.exchange import storage
 from sealbox.exchange.models import Blob, Message, MessageKind
 from sealbox.lib import clock as sealbox_clock
 from tests.conftest import PASSWORD
@@ -136,7 +137,7 @@ def test_create_submit_and_the_owner_opens_the_files_byte_for_byte(
     assert message.kind == MessageKind.ENVELOPE and message.reference in out
     # The server holds ciphertext only: neither the text nor a file name is in it.
     stored = b"".join(
-        b"".join(exchange.storage.read_chunks(exchange.blob_chunk_names(blob)))
+        b"".join(storage.read_chunks(exchange.blob_chunk_names(blob)))
         for blob in Blob.objects.filter(message=message)
     )
     assert len(stored) > len(report.read_bytes())

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from sealbox import config
-from sealbox.exchange import services as exchange
+from sealbox.exchange import direct
 from sealbox.exchange.models import Blob, Message, MessageState
 from sealbox.ops import metrics
 from tests.e2e.test_messages import LINK, compose, download_all, open_as_recipient
@@ -50,7 +50,7 @@ def direct_store(settings, tmp_path, live_server, monkeypatch):
     rule = {**CORS_RULE, "AllowedOrigins": [live_server.url]}
     s3.put_bucket_cors(Bucket=BUCKET, CORSConfiguration={"CORSRules": [rule]})
     monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 1024)
-    monkeypatch.setattr(exchange, "DIRECT_PART_BYTES", 1024 * 1024)  # several parts
+    monkeypatch.setattr(direct, "DIRECT_PART_BYTES", 1024 * 1024)  # several parts
     loaded = config.load(
         {
             "SEALBOX_DATA_DIR": str(tmp_path),

@@ -16,8 +16,8 @@ from sealbox.audit.models import Event
 from sealbox.client import messages as client
 from sealbox.client.http import StoreError, put_to_store
 from sealbox.crypto import ece, links
+from sealbox.exchange import direct, storage
 from sealbox.exchange import services as exchange
-from sealbox.exchange import storage
 from sealbox.exchange.models import AbortedUpload, Blob, BlobChunk, Message, MessageState
 from sealbox.lib import clock
 from sealbox.ops import metrics
@@ -61,7 +61,8 @@ def direct_s3(moto_endpoint, settings, tmp_path, monkeypatch):  # noqa: F811
     s3.create_bucket(Bucket=BUCKET)
     # The moto server runs in this process: its minimum part size follows ours.
     monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 1024)
-    monkeypatch.setattr(exchange, "DIRECT_PART_BYTES", PART)
+    # Patched where it is read (exchange.services only re-exports it).
+    monkeypatch.setattr(direct, "DIRECT_PART_BYTES", PART)
     use(settings, tmp_path, storage_url(moto_endpoint))
     s3.endpoint = moto_endpoint
     yield s3

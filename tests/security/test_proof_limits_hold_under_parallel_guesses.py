@@ -15,6 +15,7 @@ from sealbox.crypto import links
 from sealbox.envelopes.models import EnvelopeVerification
 from sealbox.envelopes.services import EnvelopeRecipient
 from sealbox.exchange import services as exchange
+from sealbox.ratelimit import services as ratelimit
 from tests.envelopes.conftest import (  # noqa: F401 - fixtures
     api,
     make_envelope,
@@ -102,5 +103,5 @@ def test_a_right_proof_gives_its_slot_back(send, clock):  # noqa: F811
         )[0],
     )
     assert statuses == [200] * 5
-    assert exchange.ratelimit.count(exchange.UNLOCK_FAILURES_PER_IP, "192.0.2.9") == 0
-    assert exchange.ratelimit.count(exchange.UNLOCK_FAILURES_PER_GRANT, token) == 0
+    assert ratelimit.count(exchange.UNLOCK_FAILURES_PER_IP, "192.0.2.9") == 0
+    assert ratelimit.count(exchange.UNLOCK_FAILURES_PER_GRANT, token) == 0

@@ -13,9 +13,10 @@ from ninja import Field, Router, Schema, Status
 from sealbox.csrf import public_csrf
 from sealbox.envelopes import services
 from sealbox.envelopes.models import EnvelopeVerification, FilesMode
-from sealbox.exchange import api as exchange_api
 from sealbox.exchange import codes
-from sealbox.exchange.api import (
+from sealbox.exchange import schemas as exchange_schemas
+from sealbox.exchange.models import BlobKind
+from sealbox.exchange.schemas import (
     ERRORS,
     BlobIn,
     CodeSentOut,
@@ -24,7 +25,6 @@ from sealbox.exchange.api import (
     SealedGrantIn,
     SealedStateOut,
 )
-from sealbox.exchange.models import BlobKind
 from sealbox.exchange.services import MAX_RECIPIENTS, BlobSpec, ExchangeError
 from sealbox.lib import clock
 from sealbox.lib.phones import mask_phone
@@ -129,7 +129,7 @@ class SubmissionIn(Schema):
     email: str = Field(..., max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     grant: SealedGrantIn
     blobs: list[DeclaredBlobIn] = Field(..., max_length=101)
-    upload_mode: str = exchange_api.UPLOAD_MODE
+    upload_mode: str = exchange_schemas.UPLOAD_MODE
 
 
 class FinaliseIn(Schema):
@@ -289,13 +289,13 @@ def create_submission(request: HttpRequest, payload: SubmissionIn):
         payload.submit_token,
         name=payload.name,
         email=payload.email,
-        grant=exchange_api.sealed_grant_spec(payload.grant),
+        grant=exchange_schemas.sealed_grant_spec(payload.grant),
         manifest=BlobSpec(kind=BlobKind.MANIFEST, size=manifests[0].size),
         files=files,
         direct=payload.upload_mode == "direct",
         request=request,
     )
-    return Status(201, exchange_api.sealed_draft_out(message))
+    return Status(201, exchange_schemas.sealed_draft_out(message))
 
 
 @router.post(
@@ -306,12 +306,12 @@ def create_submission(request: HttpRequest, payload: SubmissionIn):
 def finalise_submission(request: HttpRequest, message_id: uuid.UUID, payload: FinaliseIn):
     """Deliver the submission: the owner is emailed their link. Needs X-Upload-Token."""
     message = services.finalise_submission(
-        exchange_api.upload_token_of(request),
+        exchange_schemas.upload_token_of(request),
         message_id,
-        exchange_api.notifications_of(payload.links),
+        exchange_schemas.notifications_of(payload.links),
         request=request,
     )
     return {
         "id": message.public_id,
-        "blobs": [exchange_api.blob_out(b) for b in message.blobs.order_by("id")],
+        "blobs": [exchange_schemas.blob_out(b) for b in message.blobs.order_by("id")],
     }
