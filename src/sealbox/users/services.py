@@ -34,7 +34,8 @@ from sealbox.accounts.models import (
     validate_sms_country,
     validate_time_zone,
 )
-from sealbox.accounts.services import AccountError, AddressUnavailable, _lazy, token_hash
+from sealbox.accounts.notices import _lazy
+from sealbox.accounts.services import AccountError, AddressUnavailable, token_hash
 from sealbox.audit import services as audit
 from sealbox.audit.actions import Action
 from sealbox.envelopes import services as envelopes
