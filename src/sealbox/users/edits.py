@@ -3,6 +3,8 @@ enabling and deleting."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -36,6 +38,16 @@ from sealbox.users.invitations import _check_seats
 EDIT_FIELDS = ("first_name", "last_name", "sms_country", "time_zone", "language", "role")
 
 
+@dataclass(frozen=True)
+class _PhoneEdit:
+    """What an edit does to the user's phone number and SMS factor."""
+
+    changed: bool
+    new_phone: str
+    turn_on: bool
+    turn_off: bool
+
+
 def update_user(
     request: HttpRequest | None,
     actor: User,
@@ -56,10 +68,40 @@ def update_user(
         raise Http404
     changed = [n for n in EDIT_FIELDS if n in values and getattr(target, n) != values[n]]
     if "role" in changed:
-        if values["role"] not in Role.values:
-            raise AccountError(_("Choose a role from the list."), code="invalid")
-        if values["role"] != Role.ADMIN:
-            _ensure_not_last_admin(target)
+        _check_new_role(target, values["role"])
+    phone = _phone_edit(target, mobile_phone, enable_2fa)
+    if not (changed or phone.changed or phone.turn_on or phone.turn_off):
+        return []
+    notices = []
+    with transaction.atomic():
+        old_role = target.role
+        old_phone = target.mobile_phone
+        _save_edit(request, actor, target, changed, values, phone)
+        if "role" in changed:
+            notices.append(_role_changed(request, actor, target, old_role))
+        if phone.changed:
+            notices.append(_phone_changed(request, actor, target, old_phone, phone.new_phone))
+        if phone.turn_on or phone.turn_off:
+            notices.append(_sms_factor_changed(request, actor, target, phone))
+        for notice in notices:
+            accounts.email_security_notice(target, notice, actor=actor)
+    return (
+        changed
+        + (["mobile_phone"] if phone.changed else [])
+        + (["2fa"] if phone.turn_on or phone.turn_off else [])
+    )
+
+
+def _check_new_role(target: User, role: str) -> None:
+    if role not in Role.values:
+        raise AccountError(_("Choose a role from the list."), code="invalid")
+    if role != Role.ADMIN:
+        _ensure_not_last_admin(target)
+
+
+def _phone_edit(target: User, mobile_phone: str | None, enable_2fa: bool | None) -> _PhoneEdit:
+    """The phone and SMS-factor part of an edit, refused when it would leave the factor
+    without a number."""
     device = twofactor.sms_device(target)
     phone_changed = mobile_phone is not None and str(target.mobile_phone or "") != mobile_phone
     new_phone = mobile_phone if mobile_phone is not None else str(target.mobile_phone or "")
@@ -74,71 +116,73 @@ def update_user(
         raise AccountError(
             _("A user with SMS 2FA needs a mobile phone number."), code="phone_required"
         )
-    if not (changed or phone_changed or turn_on or turn_off):
-        return []
-    notices = []
-    with transaction.atomic():
-        old_role = target.role
-        for name in changed:
-            setattr(target, name, values[name])
-        if phone_changed:
-            old_phone = target.mobile_phone
-            target.mobile_phone = new_phone
-        try:
-            target.full_clean(exclude=["password"])
-        except ValidationError as error:
-            raise _refusal(error) from None
-        target.save()
-        if changed:
-            audit.record(
-                Action.USER_UPDATED,
-                organisation=actor.organisation,
-                actor=actor,
-                target=target,
-                request=request,
-                details={"fields": changed},
-            )
-        if "role" in changed:
-            audit.record(
-                Action.USER_ROLE_CHANGED,
-                organisation=actor.organisation,
-                actor=actor,
-                target=target,
-                request=request,
-                details={"from": old_role, "to": target.role},
-            )
-            notices.append(
-                _lazy(gettext_noop("Your role is now: %(role)s."), role=Role(target.role).label)
-            )
-        if phone_changed:
-            twofactor.phone_changed_by_admin(request, actor, target, old_phone, new_phone)
-            notices.append(
-                _lazy(
-                    gettext_noop("Your mobile phone number is now %(phone)s."),
-                    phone=phones.mask_phone(new_phone),
-                )
-            )
-        if turn_on:
-            twofactor.set_sms_by_admin(request, actor, target, new_phone)
-            notices.append(
-                _lazy(
-                    gettext_noop(
-                        "Two-factor authentication is on: logging in now asks for a code sent "
-                        "by SMS to %(phone)s."
-                    ),
-                    phone=phones.mask_phone(new_phone),
-                )
-            )
-        if turn_off:
-            twofactor.set_sms_by_admin(request, actor, target, "")
-            notices.append(_lazy(gettext_noop("Two-factor authentication by SMS was turned off.")))
-        for notice in notices:
-            accounts.email_security_notice(target, notice, actor=actor)
-    return (
-        changed
-        + (["mobile_phone"] if phone_changed else [])
-        + (["2fa"] if turn_on or turn_off else [])
+    return _PhoneEdit(phone_changed, new_phone, turn_on, turn_off)
+
+
+def _save_edit(
+    request: HttpRequest | None,
+    actor: User,
+    target: User,
+    changed: list[str],
+    values: dict,
+    phone: _PhoneEdit,
+) -> None:
+    for name in changed:
+        setattr(target, name, values[name])
+    if phone.changed:
+        target.mobile_phone = phone.new_phone
+    try:
+        target.full_clean(exclude=["password"])
+    except ValidationError as error:
+        raise _refusal(error) from None
+    target.save()
+    if changed:
+        audit.record(
+            Action.USER_UPDATED,
+            organisation=actor.organisation,
+            actor=actor,
+            target=target,
+            request=request,
+            details={"fields": changed},
+        )
+
+
+def _role_changed(request: HttpRequest | None, actor: User, target: User, old_role: str) -> _lazy:
+    audit.record(
+        Action.USER_ROLE_CHANGED,
+        organisation=actor.organisation,
+        actor=actor,
+        target=target,
+        request=request,
+        details={"from": old_role, "to": target.role},
     )
+    return _lazy(gettext_noop("Your role is now: %(role)s."), role=Role(target.role).label)
+
+
+def _phone_changed(
+    request: HttpRequest | None, actor: User, target: User, old_phone, new_phone: str
+) -> _lazy:
+    twofactor.phone_changed_by_admin(request, actor, target, old_phone, new_phone)
+    return _lazy(
+        gettext_noop("Your mobile phone number is now %(phone)s."),
+        phone=phones.mask_phone(new_phone),
+    )
+
+
+def _sms_factor_changed(
+    request: HttpRequest | None, actor: User, target: User, phone: _PhoneEdit
+) -> _lazy:
+    if phone.turn_on:
+        twofactor.set_sms_by_admin(request, actor, target, phone.new_phone)
+        return _lazy(
+            gettext_noop(
+                "Two-factor authentication is on: logging in now asks for a code sent "
+                "by SMS to %(phone)s."
+            ),
+            phone=phones.mask_phone(phone.new_phone),
+        )
+    twofactor.set_sms_by_admin(request, actor, target, "")
+    return _lazy(gettext_noop("Two-factor authentication by SMS was turned off."))
 
 
 def set_active(request: HttpRequest | None, actor: User, target: User, active: bool) -> bool:
