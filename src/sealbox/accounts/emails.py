@@ -13,7 +13,7 @@ from django.utils.translation import gettext_noop
 
 from sealbox.accounts.errors import AccountError
 from sealbox.accounts.members import domain_refused_message, email_allowed
-from sealbox.accounts.models import EmailChange, User, normalize_email
+from sealbox.accounts.models import EmailChange, User, normalise_email
 from sealbox.accounts.notices import _lazy, email_security_notice, token_hash
 from sealbox.audit import services as audit
 from sealbox.audit.actions import Action
@@ -32,7 +32,7 @@ def request_email_change(request: HttpRequest, user: User, new_email: str, passw
 
     if not user.check_password(password):
         raise AccountError(_("Your password is not correct."))
-    new_email = normalize_email(new_email)
+    new_email = normalise_email(new_email)
     try:
         validate_email(new_email)
     except ValidationError:

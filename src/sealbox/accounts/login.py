@@ -9,7 +9,7 @@ from django.contrib.auth import authenticate, login
 from django.db import transaction
 from django.http import HttpRequest
 
-from sealbox.accounts.models import User, normalize_email
+from sealbox.accounts.models import User, normalise_email
 from sealbox.accounts.sessions import (
     SESSION_AUTHENTICATED_AT,
     SESSION_LOGIN_AT,
@@ -41,7 +41,7 @@ def login_delay(failures: list) -> int:
 
 
 def _login_limits(email: str, ip: str | None) -> list[tuple[Rule, str]]:
-    checks = [(LOGIN_FAILURES_PER_ACCOUNT, normalize_email(email))]
+    checks = [(LOGIN_FAILURES_PER_ACCOUNT, normalise_email(email))]
     if ip:
         checks.append((LOGIN_FAILURES_PER_IP, ip))
     return checks
@@ -82,7 +82,7 @@ def check_password(request: HttpRequest, email: str, password: str) -> LoginResu
     limits and delays allow.
     """
     ip = client_ip(request)
-    email = normalize_email(email)
+    email = normalise_email(email)
     reservation = ratelimit.reserve(_login_limits(email, ip), wait=_login_wait)
     if not reservation.allowed:
         return LoginResult(None, reservation)

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from sealbox.accounts.errors import AccountError, AddressUnavailable
-from sealbox.accounts.models import Organisation, Role, User, normalize_email
+from sealbox.accounts.models import Organisation, Role, User, normalise_email
 from sealbox.accounts.organisations import seats_used
 from sealbox.audit import services as audit
 from sealbox.audit.actions import Action
@@ -71,7 +71,7 @@ def check_new_email(organisation: Organisation, email: str) -> str:
     another organisation (or reserved) raises AddressUnavailable with the same answer
     whatever the reason, so administrators cannot probe who has an account elsewhere.
     """
-    email = normalize_email(email)
+    email = normalise_email(email)
     try:
         validate_email(email)
     except ValidationError:

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext_noop
 
-from sealbox.accounts.models import PasswordReset, User, normalize_email
+from sealbox.accounts.models import PasswordReset, User, normalise_email
 from sealbox.accounts.notices import _lazy, email_security_notice, token_hash
 from sealbox.audit import services as audit
 from sealbox.audit.actions import Action
@@ -41,7 +41,7 @@ def request_password_reset(request: HttpRequest, email: str) -> bool:
 
     Reserved before the email is sent, so parallel requests cannot send more.
     """
-    email = normalize_email(email)
+    email = normalise_email(email)
     ip = client_ip(request) or "unknown"
     allowed = ratelimit.reserve(
         [(RESET_REQUESTS_PER_EMAIL, email), (RESET_REQUESTS_PER_IP, ip)]

@@ -17,7 +17,7 @@ from sealbox.accounts.models import (
     Organisation,
     Role,
     User,
-    normalize_email,
+    normalise_email,
     validate_sms_country,
     validate_time_zone,
 )
@@ -135,7 +135,7 @@ def read_csv(organisation: Organisation, data: bytes) -> CsvReport:
         except AccountError as error:
             report.errors.append((number, str(error)))
             if isinstance(error, AddressUnavailable):
-                report.unavailable.append(normalize_email(row.get("email", "")))
+                report.unavailable.append(normalise_email(row.get("email", "")))
     if not report.rows and not report.errors:
         report.errors.append((0, _("The file has no user in it.")))
     free = organisation.seats - accounts.seats_used(organisation)

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from sealbox.accounts import services as accounts
-from sealbox.accounts.models import Invitation, Organisation, Role, User, normalize_email
+from sealbox.accounts.models import Invitation, Organisation, Role, User, normalise_email
 from sealbox.accounts.services import AccountError, AddressUnavailable, token_hash
 from sealbox.audit import services as audit
 from sealbox.audit.actions import Action
@@ -128,7 +128,7 @@ def _record_unavailable(request: HttpRequest | None, actor: User, email: str) ->
             organisation=actor.organisation,
             actor=actor,
             request=request,
-            details={"email": normalize_email(email), "reason": "address unavailable"},
+            details={"email": normalise_email(email), "reason": "address unavailable"},
         )
 
 
