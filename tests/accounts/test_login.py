@@ -4,6 +4,7 @@ import pytest
 
 from sealbox.accounts import services
 from sealbox.audit.models import Event
+from sealbox.ratelimit import services as ratelimit
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -93,7 +94,7 @@ def test_account_limit_counts_only_the_last_5_minutes(client, user, clock):
 
 def test_tenth_failure_blocks_then_window_frees(client, user, clock):
     for i in range(10):
-        services.ratelimit.hit(services.LOGIN_FAILURES_PER_ACCOUNT, user.email)
+        ratelimit.hit(services.LOGIN_FAILURES_PER_ACCOUNT, user.email)
     blocked = post_login(client, user.email, PASSWORD, ip="198.51.100.1")
     assert "Too many attempts. Try again in 5 minutes." in blocked.content.decode()
     clock.advance(minutes=4, seconds=59)
@@ -107,14 +108,14 @@ def test_tenth_failure_blocks_then_window_frees(client, user, clock):
 
 def test_unknown_accounts_are_throttled_the_same_way(client, clock):
     for i in range(10):
-        services.ratelimit.hit(services.LOGIN_FAILURES_PER_ACCOUNT, "ghost@example.com")
+        ratelimit.hit(services.LOGIN_FAILURES_PER_ACCOUNT, "ghost@example.com")
     response = post_login(client, "ghost@example.com", WRONG, ip="198.51.100.9")
     assert "Too many attempts. Try again in 5 minutes." in response.content.decode()
 
 
 def test_ip_limit_is_10_failures_in_5_minutes(client, make_user, clock):
     for i in range(10):
-        services.ratelimit.hit(services.LOGIN_FAILURES_PER_IP, "192.0.2.44")
+        ratelimit.hit(services.LOGIN_FAILURES_PER_IP, "192.0.2.44")
     victim = make_user("bob@example.com")
     response = post_login(client, victim.email, PASSWORD, ip="192.0.2.44")
     assert "Too many attempts" in response.content.decode()
@@ -124,7 +125,7 @@ def test_ip_limit_is_10_failures_in_5_minutes(client, make_user, clock):
 
 def test_ip_limit_window_frees_after_5_minutes(client, make_user, clock):
     for _ in range(10):
-        services.ratelimit.hit(services.LOGIN_FAILURES_PER_IP, "192.0.2.44")
+        ratelimit.hit(services.LOGIN_FAILURES_PER_IP, "192.0.2.44")
     victim = make_user("bob@example.com")
     blocked = post_login(client, victim.email, PASSWORD, ip="192.0.2.44")
     assert "Too many attempts. Try again in 5 minutes." in blocked.content.decode()
@@ -170,12 +171,12 @@ def test_success_resets_the_account_failures(client, user, clock):
     for _ in range(3):
         post_login(client, user.email, WRONG)
     assert post_login(client, user.email, PASSWORD).status_code == 302
-    assert services.ratelimit.count(services.LOGIN_FAILURES_PER_ACCOUNT, user.email) == 0
+    assert ratelimit.count(services.LOGIN_FAILURES_PER_ACCOUNT, user.email) == 0
 
 
 def test_throttled_attempts_do_not_check_the_password(client, user, clock):
     for _ in range(10):
-        services.ratelimit.hit(services.LOGIN_FAILURES_PER_ACCOUNT, user.email)
+        ratelimit.hit(services.LOGIN_FAILURES_PER_ACCOUNT, user.email)
     before = Event.objects.filter(action="login.failed").count()
     post_login(client, user.email, WRONG)
     assert Event.objects.filter(action="login.failed").count() == before

@@ -36,7 +36,7 @@ def test_build_and_parse():
     ],
 )
 def test_base_urls(base, normal):
-    assert links.normalize_base_url(base) == normal
+    assert links.normalise_base_url(base) == normal
     link = links.build_link(base, TOKEN, SECRET)
     assert link == f"{normal}/o/{TOKEN}#{SECRET_TEXT}"
     assert links.parse_link(link, base).base_url == normal

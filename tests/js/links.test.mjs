@@ -27,11 +27,11 @@ describe("links", () => {
       ["https://[::1]:8443", "https://[::1]:8443"],
       ["https://example.com/portal/Sealbox/", "https://example.com/portal/Sealbox"],
     ]) {
-      assert.equal(links.normalizeBaseUrl(base), normal);
+      assert.equal(links.normaliseBaseUrl(base), normal);
       assert.equal(links.parseLink(links.buildLink(base, TOKEN, SECRET), base).baseUrl, normal);
     }
     for (const bad of ["", "example.com", "https://example.com?x", "javascript:alert(1)", "https://example.com//"]) {
-      assert.throws(() => links.normalizeBaseUrl(bad), links.CryptoError);
+      assert.throws(() => links.normaliseBaseUrl(bad), links.CryptoError);
     }
   });
 

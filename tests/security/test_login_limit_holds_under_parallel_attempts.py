@@ -11,7 +11,7 @@ import threading
 import pytest
 from django.test import Client
 
-from sealbox.accounts import services
+from sealbox.accounts import login, services
 from sealbox.audit.models import Event
 from tests.conftest import PASSWORD
 from tests.hashers import FastArgon2PasswordHasher
@@ -41,7 +41,7 @@ def password_checks(monkeypatch) -> list:
 @pytest.fixture
 def no_delays(monkeypatch):
     """Only the hard limit: the growing delays (tested below) would stop a burst sooner."""
-    monkeypatch.setattr(services, "LOGIN_DELAY_AFTER", 1000)
+    monkeypatch.setattr(login, "LOGIN_DELAY_AFTER", 1000)
 
 
 def attempt(email: str, password: str, ip: str) -> str:

@@ -21,6 +21,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 
 from sealbox import cli
+from sealbox.accounts import organisations
 from sealbox.accounts import services as accounts
 from sealbox.accounts.models import Organisation, Plan, Role, User
 from sealbox.audit.models import Event
@@ -108,7 +109,7 @@ def test_a_name_taken_between_the_check_and_the_save_is_refused_too(
     organisation, other_organisation, make_user, monkeypatch
 ):
     mallory = make_user("mallory@other.example", org=other_organisation, role=Role.ADMIN)
-    monkeypatch.setattr(accounts, "organisation_name_taken", lambda name, exclude=None: False)
+    monkeypatch.setattr(organisations, "organisation_name_taken", lambda name, exclude=None: False)
     with pytest.raises(accounts.AccountError, match="letter case aside"):
         users.update_organisation(None, mallory, name="TREMBLAY AVOCATS")
     assert Organisation.objects.get(pk=other_organisation.pk).name == "Other Firm"
@@ -279,7 +280,7 @@ def test_one_name_created_twice_at_once_in_two_cases_is_one_organisation(plans, 
                 both_looked.wait(timeout=10)
                 return Plan.objects.get(**lookup)
 
-    monkeypatch.setattr(accounts, "Plan", PlanAfterBothLooked)
+    monkeypatch.setattr(organisations, "Plan", PlanAfterBothLooked)
 
     def create(name: str) -> None:
         try:

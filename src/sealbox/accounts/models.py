@@ -201,16 +201,16 @@ class UserManager(BaseUserManager):
     use_in_migrations = True
 
     def get_by_natural_key(self, email: str) -> User:
-        return self.get(email=normalize_email(email))
+        return self.get(email=normalise_email(email))
 
     def create_user(self, email: str, password: str | None = None, **fields) -> User:
-        user = self.model(email=normalize_email(email), **fields)
+        user = self.model(email=normalise_email(email), **fields)
         user.set_password(password)
         user.save(using=self._db)
         return user
 
 
-def normalize_email(email: str) -> str:
+def normalise_email(email: str) -> str:
     # Addresses are compared case-insensitively: store one spelling.
     return (email or "").strip().lower()
 
@@ -255,7 +255,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.email
 
     def save(self, *args, **kwargs) -> None:
-        self.email = normalize_email(self.email)
+        self.email = normalise_email(self.email)
         super().save(*args, **kwargs)
 
     def clean(self) -> None:

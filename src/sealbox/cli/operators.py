@@ -64,9 +64,9 @@ def cmd_createuser(args: argparse.Namespace) -> int:
     from django.core.validators import validate_email
 
     from sealbox.accounts import services
-    from sealbox.accounts.models import Role, User, normalize_email
+    from sealbox.accounts.models import Role, User, normalise_email
 
-    email = normalize_email(args.email)
+    email = normalise_email(args.email)
     try:
         validate_email(email)
     except ValidationError:

@@ -29,7 +29,7 @@ from sealbox.client.messages import (
 from sealbox.crypto import CryptoError, ece, grants, links
 from sealbox.crypto._b64 import b64url_encode
 
-# {BASE_URL}/e/{token}: the base is checked by links.normalize_base_url.
+# {BASE_URL}/e/{token}: the base is checked by links.normalise_base_url.
 ENVELOPE_LINK = re.compile(
     r"(?P<base>https?://[^/?#\s]+(?:/[A-Za-z0-9._~-]+)*?)/e/(?P<token>[A-Za-z0-9_-]{16,64})"
 )
@@ -148,7 +148,7 @@ def parse_envelope_link(link: str) -> EnvelopeLink:
     match = ENVELOPE_LINK.fullmatch(link.strip().rstrip("/")) if isinstance(link, str) else None
     if match is None:
         raise CryptoError("bad link: expected {BASE_URL}/e/{token}")
-    return EnvelopeLink(links.normalize_base_url(match["base"]), match["token"])
+    return EnvelopeLink(links.normalise_base_url(match["base"]), match["token"])
 
 
 def _prepare(transport: Transport, token: str) -> None:

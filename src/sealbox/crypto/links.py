@@ -30,7 +30,7 @@ __all__ = [
     "decode_link_secret",
     "encode_link_secret",
     "new_grant_token",
-    "normalize_base_url",
+    "normalise_base_url",
     "parse_link",
 ]
 
@@ -56,7 +56,7 @@ class Link:
     link_secret: bytes = field(repr=False)
 
 
-def normalize_base_url(base_url: str) -> str:
+def normalise_base_url(base_url: str) -> str:
     """Validate a base URL; return it without trailing slash and with the host lowercased."""
     match = BASE_URL_RE.fullmatch(base_url) if isinstance(base_url, str) else None
     if match is None:
@@ -85,7 +85,7 @@ def new_grant_token() -> str:
 
 def build_link(base_url: str, grant_token: str, link_secret: bytes) -> str:
     """Build ``{base_url}/o/{grant_token}#{link_secret}``."""
-    base = normalize_base_url(base_url)
+    base = normalise_base_url(base_url)
     if not isinstance(grant_token, str) or not GRANT_TOKEN_RE.fullmatch(grant_token):
         raise CryptoError("bad grant token: expected 16-128 characters of A-Z a-z 0-9 _ -")
     return f"{base}/o/{grant_token}#{encode_link_secret(link_secret)}"
@@ -97,7 +97,7 @@ def parse_link(link: str, base_url: str | None = None) -> Link:
     if match is None:
         raise CryptoError("bad link: expected {BASE_URL}/o/{grant_token}#{link_secret}")
     found = match["origin"].lower() + match["path"]
-    if base_url is not None and found != normalize_base_url(base_url):
+    if base_url is not None and found != normalise_base_url(base_url):
         raise CryptoError("bad link: it does not belong to this server")
     return Link(
         base_url=found,

@@ -164,10 +164,6 @@ def beat(name: str, started_at: datetime) -> None:
     )
 
 
-def forget_worker(name: str) -> None:
-    WorkerHeartbeat.objects.filter(name=name).delete()
-
-
 # How long the database task backend's result rows of finished tasks are kept. They hold
 # a task's path and arguments (ids only: no Sealbox task carries content) and, for a
 # failure, the traceback; a day is enough to look at a failure, and the table stays small.

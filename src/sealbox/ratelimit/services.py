@@ -51,10 +51,6 @@ class Decision:
     refused_by: Rule | None = None  # the first rule (in the order given) that refused
     reserved: tuple[int, ...] = ()
 
-    @property
-    def retry_after_minutes(self) -> int:
-        return max(1, -(-self.retry_after // 60))
-
     def release(self) -> None:
         """Give the reserved slots back: the attempt turned out not to count."""
         if self.reserved:

@@ -24,7 +24,7 @@ export const GRANT_TOKEN_RE = new RegExp(`^${TOKEN}$`);
 const LINK_RE = new RegExp(`^${BASE}/o/(?<token>${TOKEN})#(?<secret>${SECRET})$`);
 
 /** Validate a base URL; return it without trailing slash, host lowercased. */
-export function normalizeBaseUrl(baseUrl) {
+export function normaliseBaseUrl(baseUrl) {
   const match = typeof baseUrl === "string" ? BASE_URL_RE.exec(baseUrl) : null;
   if (match === null) throw new CryptoError("bad base URL: expected http(s)://host[:port][/path]");
   return match.groups.origin.toLowerCase() + match.groups.path;
@@ -51,7 +51,7 @@ export function newGrantToken() {
 
 /** Build `${baseUrl}/o/${grantToken}#${linkSecret}`. */
 export function buildLink(baseUrl, grantToken, linkSecret) {
-  const base = normalizeBaseUrl(baseUrl);
+  const base = normaliseBaseUrl(baseUrl);
   if (typeof grantToken !== "string" || !GRANT_TOKEN_RE.test(grantToken)) {
     throw new CryptoError("bad grant token: expected 16-128 characters of A-Z a-z 0-9 _ -");
   }
@@ -68,7 +68,7 @@ export function parseLink(link, baseUrl = undefined) {
     throw new CryptoError("bad link: expected {BASE_URL}/o/{grant_token}#{link_secret}");
   }
   const found = match.groups.origin.toLowerCase() + match.groups.path;
-  if (baseUrl !== undefined && baseUrl !== null && found !== normalizeBaseUrl(baseUrl)) {
+  if (baseUrl !== undefined && baseUrl !== null && found !== normaliseBaseUrl(baseUrl)) {
     throw new CryptoError("bad link: it does not belong to this server");
   }
   return {
