@@ -208,9 +208,32 @@ def _allowed(edge: Edge) -> bool:
     return edge.target in ALLOWED.get(edge.source, set())
 
 
+# The edges still to remove, by source file (issue 12, still open): exchange and envelopes
+# send and check codes through twofactor until the lower-layer codes engine takes over.
+# Nothing else may be added here; the test below fails as soon as one of them is gone, so
+# the list only shrinks.
+KNOWN_PENDING = {
+    ("sealbox/exchange/codes.py", "exchange -> twofactor"),
+    ("sealbox/envelopes/services.py", "envelopes -> twofactor"),
+}
+
+
+def _pending(problem: str) -> tuple[str, str] | None:
+    for path, arrow in KNOWN_PENDING:
+        if problem.startswith(f"edge not in the table: {path}:") and f": {arrow} (" in problem:
+            return path, arrow
+    return None
+
+
 def test_the_sources_follow_the_layer_picture():
-    found = problems(SRC)
+    found = [p for p in problems(SRC) if _pending(p) is None]
     assert not found, "\n" + "\n".join(found)
+
+
+def test_the_known_pending_edges_are_still_there():
+    """Remove an entry from KNOWN_PENDING once its edges are gone."""
+    still = {_pending(p) for p in problems(SRC)} - {None}
+    assert still == KNOWN_PENDING
 
 
 def test_every_unit_of_the_sources_is_in_the_table():
