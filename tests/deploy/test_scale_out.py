@@ -389,7 +389,8 @@ def test_send_by_email_and_open_through_the_proxy(topology, tmp_path):
     [link] = [m.group(0) for t in texts if (m := re.search(r"https://\S+/o/\S+", t))]
     assert link.startswith(topology.base_url + "/o/")
     [code_email] = [t for t in texts if "/o/" not in t]
-    code = [line.strip() for line in code_email.splitlines() if line.strip()][-1]
+    # The code stands on its own line, indented, between the facts and the footer.
+    [code] = re.findall(r"^ {4}(\S+)\r?$", code_email, flags=re.M)
 
     received = tmp_path / "received"
     opened = topology.cli("open", link, "--code", code, "--output", str(received))
